@@ -3,8 +3,14 @@
 //!
 //! This file only parses the command line, dispatches, and maps errors to exit codes.
 
+mod cache;
 mod docker_config;
 mod error;
+mod http;
+mod protocol;
+mod registry;
+mod sources;
+mod token;
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -16,6 +22,7 @@ fn main() -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
     let first = args.first().and_then(|a| a.to_str()).unwrap_or("");
     let result = match (first, args.len()) {
+        ("get" | "store" | "erase" | "list", 1) => protocol::run(first),
         ("configure-docker", _) => docker_config::run(&args[1..]),
         ("version" | "--version" | "-v", 1) => {
             println!("docker-credential-gar {}", env!("CARGO_PKG_VERSION"));

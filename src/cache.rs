@@ -1,0 +1,256 @@
+//! The on-disk token cache: one small JSON file per source identity.
+//!
+//! - Location: `$GAR_CACHE_DIR`, else `<OS cache dir>/docker-credential-gar`;
+//!   the directory is 0700, files 0600.
+//! - File names are a hash of the identity; files hold only an access token, its
+//!   expiry and a version field.
+//! - Reads never follow a symlink and ignore files that are not ours (owner, mode)
+//!   or not in the current format; such a file is simply replaced.
+//! - Writes go to a temp file in the same directory and are renamed into place.
+//! - A refresh holds an exclusive `flock` on `<name>.lock`, so N concurrent cold
+//!   callers make one upstream request. The wait is bounded: past it a caller
+//!   fetches on its own rather than hang.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::token::{self, Token};
+
+/// Version of the file format; files with another version are ignored.
+const FORMAT_VERSION: u32 = 1;
+/// Longest a caller waits for another process's refresh.
+const LOCK_WAIT: Duration = Duration::from_secs(10);
+/// Largest cache file we read.
+const MAX_FILE: u64 = 64 * 1024;
+/// Temp files left by killed processes are removed once older than this.
+const STALE_TEMP: Duration = Duration::from_secs(60);
+const TEMP_PREFIX: &str = ".tmp-";
+
+#[derive(Serialize, Deserialize)]
+struct Entry {
+    version: u32,
+    access_token: String,
+    expires_at: u64,
+    lifetime: u64,
+}
+
+/// A cache directory.
+pub struct Cache {
+    dir: PathBuf,
+}
+
+/// Where the cache lives, or `None` when `GAR_NO_CACHE` is set or no directory is known.
+pub fn default_dir() -> Option<PathBuf> {
+    if std::env::var_os("GAR_NO_CACHE").is_some_and(|v| !v.is_empty() && v != "0") {
+        return None;
+    }
+    match std::env::var_os("GAR_CACHE_DIR") {
+        Some(d) if !d.is_empty() => Some(PathBuf::from(d)),
+        _ => dirs::cache_dir().map(|d| d.join("docker-credential-gar")),
+    }
+}
+
+fn warn(msg: &str) {
+    eprintln!("docker-credential-gar: warning: {msg}");
+}
+
+/// The file name stem for an identity: a hash, so no account or path shows.
+fn stem(identity: &str) -> String {
+    let d = ring::digest::digest(&ring::digest::SHA256, identity.as_bytes());
+    d.as_ref()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn euid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+impl Cache {
+    /// A cache in `dir` (created lazily on first write).
+    pub fn new(dir: PathBuf) -> Self {
+        Cache { dir }
+    }
+
+    fn entry_path(&self, identity: &str) -> PathBuf {
+        self.dir.join(format!("{}.json", stem(identity)))
+    }
+
+    fn lock_path(&self, identity: &str) -> PathBuf {
+        self.dir.join(format!("{}.lock", stem(identity)))
+    }
+
+    /// Reads a fresh token for `identity`, if the cache has one.
+    pub fn lookup(&self, identity: &str) -> Option<Token> {
+        self.read(identity).filter(|t| t.is_fresh_at(token::now()))
+    }
+
+    /// Reads whatever valid entry exists, fresh or not.
+    fn read(&self, identity: &str) -> Option<Token> {
+        let mut f = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(self.entry_path(identity))
+            .ok()?;
+        let meta = f.metadata().ok()?;
+        if !meta.is_file()
+            || meta.uid() != euid()
+            || meta.mode() & 0o077 != 0
+            || meta.len() > MAX_FILE
+        {
+            return None;
+        }
+        let mut buf = Vec::with_capacity(meta.len() as usize);
+        f.read_to_end(&mut buf).ok()?;
+        let e: Entry = serde_json::from_slice(&buf).ok()?;
+        if e.version != FORMAT_VERSION || e.access_token.is_empty() {
+            return None;
+        }
+        Some(Token {
+            secret: e.access_token,
+            expires_at: Some(e.expires_at),
+            lifetime: e.lifetime,
+        })
+    }
+
+    fn ensure_dir(&self) -> std::io::Result<()> {
+        match fs::metadata(&self.dir) {
+            Ok(m) if m.is_dir() => {
+                if m.uid() == euid() && m.mode() & 0o077 != 0 {
+                    fs::set_permissions(&self.dir, fs::Permissions::from_mode(0o700))?;
+                }
+                Ok(())
+            }
+            Ok(_) => Err(std::io::Error::other("exists and is not a directory")),
+            Err(_) => fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&self.dir),
+        }
+    }
+
+    /// Atomically replaces the entry for `identity`.
+    fn write(&self, identity: &str, t: &Token) -> std::io::Result<()> {
+        let Some(expires_at) = t.expires_at else {
+            return Ok(());
+        };
+        let entry = Entry {
+            version: FORMAT_VERSION,
+            access_token: t.secret.clone(),
+            expires_at,
+            lifetime: t.lifetime,
+        };
+        let mut tmp = tempfile::Builder::new()
+            .prefix(TEMP_PREFIX)
+            .permissions(fs::Permissions::from_mode(0o600))
+            .tempfile_in(&self.dir)?;
+        serde_json::to_writer(&mut tmp, &entry)?;
+        tmp.write_all(b"\n")?;
+        // rename(2) replaces a planted symlink itself, never its target.
+        tmp.persist(self.entry_path(identity))
+            .map_err(|e| e.error)?;
+        Ok(())
+    }
+
+    /// Removes temp files that killed processes left behind.
+    fn sweep_temp_files(&self) {
+        let Ok(rd) = fs::read_dir(&self.dir) else {
+            return;
+        };
+        for ent in rd.flatten() {
+            let name = ent.file_name();
+            if !name.to_string_lossy().starts_with(TEMP_PREFIX) {
+                continue;
+            }
+            let old = ent
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > STALE_TEMP);
+            if old {
+                let _ = fs::remove_file(ent.path());
+            }
+        }
+    }
+
+    fn open_lock(&self, identity: &str) -> std::io::Result<File> {
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(self.lock_path(identity))
+    }
+
+    /// Takes the refresh lock, waiting at most [`LOCK_WAIT`]; `None` past it.
+    fn lock(&self, identity: &str) -> Option<File> {
+        let f = self.open_lock(identity).ok()?;
+        let deadline = Instant::now() + LOCK_WAIT;
+        let mut pause = Duration::from_millis(1);
+        loop {
+            match f.try_lock() {
+                Ok(()) => return Some(f),
+                Err(fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(20));
+                }
+                Err(fs::TryLockError::WouldBlock) => {
+                    warn(
+                        "another docker-credential-gar is still refreshing after 10 s; fetching a token without waiting",
+                    );
+                    return None;
+                }
+                Err(fs::TryLockError::Error(_)) => return None,
+            }
+        }
+    }
+
+    /// Returns a fresh cached token for `identity`, or runs `fetch` under the
+    /// refresh lock and stores its answer. Cache trouble never costs the token:
+    /// it is reported once on stderr and the fetched token is returned.
+    pub fn get_or_fetch(
+        &self,
+        identity: &str,
+        fetch: impl FnOnce() -> Result<Token>,
+    ) -> Result<Token> {
+        if let Some(t) = self.lookup(identity) {
+            return Ok(t);
+        }
+        if let Err(e) = self.ensure_dir() {
+            warn(&format!(
+                "token cache {} is unusable ({e}); continuing without it",
+                self.dir.display()
+            ));
+            return fetch();
+        }
+        let _guard = self.lock(identity);
+        if let Some(t) = self.lookup(identity) {
+            return Ok(t);
+        }
+        let t = fetch()?;
+        if let Err(e) = self.write(identity, &t) {
+            warn(&format!(
+                "could not write the token cache in {} ({e}); the next call will mint again",
+                self.dir.display()
+            ));
+        }
+        self.sweep_temp_files();
+        Ok(t)
+    }
+
+    /// Drops the cached token for `identity` (used by `erase`).
+    pub fn remove(&self, identity: &str) {
+        let _ = fs::remove_file(self.entry_path(identity));
+    }
+}
