@@ -120,7 +120,10 @@ fn erase(input: &str) {
 /// `list`: the hosts this machine sends to us, each with our username.
 fn list(out: &mut impl Write) -> Result<()> {
     let mut hosts = BTreeMap::new();
-    for h in registry::extra_registries() {
+    for h in crate::docker_config::gar_hosts()
+        .into_iter()
+        .chain(registry::extra_registries())
+    {
         hosts.insert(h, USERNAME);
     }
     let mut line = serde_json::to_vec(&hosts).map_err(|e| Error::io("encoding", e.into()))?;

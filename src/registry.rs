@@ -31,7 +31,7 @@ pub fn host_of(server: &str) -> Option<String> {
     let authority = authority.to_ascii_lowercase();
     let (host, port) = split_port(&authority)?;
     if let Some(p) = port
-        && (p.is_empty() || p.len() > 5 || !p.bytes().all(|b| b.is_ascii_digit()))
+        && !(p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u16>().is_ok_and(|n| n > 0))
     {
         return None;
     }
@@ -136,6 +136,8 @@ mod tests {
             "ftp://gcr.io",
             "gcr.io:",
             "gcr.io:abc",
+            "gcr.io:70000",
+            "gcr.io:0",
             "gcr.io..",
             "gcr .io",
         ] {

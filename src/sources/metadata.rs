@@ -17,8 +17,6 @@ const TOKEN_PATH: &str = "/computeMetadata/v1/instance/service-accounts/default/
 pub struct Metadata {
     /// `host[:port]`.
     pub host: String,
-    /// Whether the user named it (`GCE_METADATA_HOST` / `GCE_METADATA_IP`).
-    pub explicit: bool,
 }
 
 /// The metadata server to use: `GCE_METADATA_HOST`, else `GCE_METADATA_IP`,
@@ -30,13 +28,11 @@ pub fn from_env() -> Metadata {
         {
             return Metadata {
                 host: h.trim().to_owned(),
-                explicit: true,
             };
         }
     }
     Metadata {
         host: DEFAULT_HOST.to_owned(),
-        explicit: false,
     }
 }
 

@@ -180,7 +180,7 @@ impl Choice {
                 forced,
             } => server.fetch().map_err(|f| match f {
                 metadata::Failure::Failed(e) => e,
-                metadata::Failure::Unreachable(m) if server.explicit || *forced => Error::source(
+                metadata::Failure::Unreachable(m) if *forced => Error::source(
                     server.describe(),
                     format!("not reachable: {m}"),
                     Some("check GCE_METADATA_HOST, or use another source"),
