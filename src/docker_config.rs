@@ -501,6 +501,28 @@ fn keep_mode_and_owner(tmp: &fs::File, existing: Option<&fs::Metadata>) -> io::R
     Ok(())
 }
 
+/// The hosts that docker's config routes to this helper (`credHelpers` entries
+/// whose value is `gar`); empty when the config is missing or unreadable.
+pub fn gar_hosts() -> Vec<String> {
+    let Ok(path) = config_path() else {
+        return Vec::new();
+    };
+    let Ok(bytes) = fs::read(&path) else {
+        return Vec::new();
+    };
+    let Ok(root) = parse(&path, &bytes) else {
+        return Vec::new();
+    };
+    match root.get("credHelpers") {
+        Some(Value::Object(helpers)) => helpers
+            .iter()
+            .filter(|(_, v)| v.as_str() == Some(HELPER))
+            .map(|(k, _)| k.clone())
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -556,27 +578,5 @@ mod tests {
         assert!(parse_args(&args(&["--registries"])).is_err());
         assert!(parse_args(&args(&["--nope"])).is_err());
         assert!(parse_args(&args(&["extra"])).is_err());
-    }
-}
-
-/// The hosts that docker's config routes to this helper (`credHelpers` entries
-/// whose value is `gar`); empty when the config is missing or unreadable.
-pub fn gar_hosts() -> Vec<String> {
-    let Ok(path) = config_path() else {
-        return Vec::new();
-    };
-    let Ok(bytes) = fs::read(&path) else {
-        return Vec::new();
-    };
-    let Ok(root) = parse(&path, &bytes) else {
-        return Vec::new();
-    };
-    match root.get("credHelpers") {
-        Some(Value::Object(helpers)) => helpers
-            .iter()
-            .filter(|(_, v)| v.as_str() == Some(HELPER))
-            .map(|(k, _)| k.clone())
-            .collect(),
-        _ => Vec::new(),
     }
 }

@@ -604,7 +604,10 @@ fn usage_errors_exit_one_with_one_line_and_touch_nothing() {
         (&["--registries"], "missing argument"),
         (&["--registries", ""], "at least one host"),
         (&["--registries=a.example,,b.example"], "empty host"),
-        (&["--registries", "https://"], "'https://' is not a registry host"),
+        (
+            &["--registries", "https://"],
+            "'https://' is not a registry host",
+        ),
         (
             &["--registries", "host:notaport"],
             "'host:notaport' is not a registry host",

@@ -333,6 +333,7 @@ struct State {
     counts: HashMap<String, usize>,
     requests: Vec<RecordedRequest>,
     issued: Vec<IssuedToken>,
+    impostor_tokens: Vec<String>,
     rejections: Vec<String>,
     fixed_token: Option<String>,
     expires_in: u64,
@@ -380,6 +381,7 @@ impl FakeGoogle {
             counts: HashMap::new(),
             requests: Vec::new(),
             issued: Vec::new(),
+            impostor_tokens: Vec::new(),
             rejections: Vec::new(),
             fixed_token: None,
             expires_in: 3600,
@@ -400,12 +402,9 @@ impl FakeGoogle {
             let (server, state, stop) = (server.clone(), state.clone(), stop.clone());
             std::thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
-                    match server.recv_timeout(Duration::from_millis(50)) {
-                        Ok(Some(req)) => {
-                            let state = state.clone();
-                            std::thread::spawn(move || handle(req, &state));
-                        }
-                        Ok(None) | Err(_) => {}
+                    if let Ok(Some(req)) = server.recv_timeout(Duration::from_millis(50)) {
+                        let state = state.clone();
+                        std::thread::spawn(move || handle(req, &state));
                     }
                 }
             })
@@ -463,7 +462,7 @@ impl FakeGoogle {
             (self.count(path) >= n).then_some(())
         })
     }
-    /// Every token handed out (forced responses not included).
+    /// Every token handed out (forced responses and impostor tokens not included).
     pub fn issued(&self) -> Vec<IssuedToken> {
         lock(&self.state).issued.clone()
     }
@@ -474,6 +473,10 @@ impl FakeGoogle {
     /// The last access token handed out.
     pub fn last_access_token(&self) -> Option<String> {
         self.issued().pop().map(|t| t.access_token)
+    }
+    /// The tokens the metadata server handed out while an impostor (not in [`FakeGoogle::issued`]).
+    pub fn impostor_tokens(&self) -> Vec<String> {
+        lock(&self.state).impostor_tokens.clone()
     }
     /// Why grants were rejected (for debugging failing tests).
     pub fn rejections(&self) -> Vec<String> {
@@ -503,7 +506,9 @@ impl FakeGoogle {
     pub fn push_token_response(&self, r: ForcedResponse) {
         self.push_response("/token", r);
     }
-    /// Makes the metadata server an impostor: it answers, but without `Metadata-Flavor: Google`.
+    /// Makes the metadata server an impostor: it answers, but without `Metadata-Flavor: Google`
+    /// and without checking the request's header; its tokens (`ya29.impostor-…`) are
+    /// listed by [`FakeGoogle::impostor_tokens`] and may never appear in any output.
     pub fn set_metadata_impostor(&self, on: bool) {
         lock(&self.state).impostor = on;
     }
@@ -824,13 +829,12 @@ fn refresh_grant(r: &RecordedRequest, state: &Mutex<State>) -> Reply {
     if let Some(basic) = r
         .header("authorization")
         .and_then(|h| h.strip_prefix("Basic "))
+        && let Ok(dec) = STANDARD.decode(basic.trim())
     {
-        if let Ok(dec) = STANDARD.decode(basic.trim()) {
-            let dec = String::from_utf8_lossy(&dec).into_owned();
-            if let Some((id, secret)) = dec.split_once(':') {
-                client_id.get_or_insert(id.to_owned());
-                client_secret.get_or_insert(secret.to_owned());
-            }
+        let dec = String::from_utf8_lossy(&dec).into_owned();
+        if let Some((id, secret)) = dec.split_once(':') {
+            client_id.get_or_insert(id.to_owned());
+            client_secret.get_or_insert(secret.to_owned());
         }
     }
     let rt = r.form("refresh_token").unwrap_or_default();
@@ -920,10 +924,10 @@ fn issue(
     if let Some(id) = &id {
         body["id_token"] = json!(id);
     }
-    if let Some(s) = &scope {
-        if grant != Grant::Metadata {
-            body["scope"] = json!(s);
-        }
+    if let Some(s) = &scope
+        && grant != Grant::Metadata
+    {
+        body["scope"] = json!(s);
     }
     st.issued.push(IssuedToken {
         access_token,
@@ -945,39 +949,56 @@ fn metadata(r: &RecordedRequest, state: &Mutex<State>) -> Reply {
             st.metadata_scopes.clone(),
         )
     };
-    let reply =
-        if r.path == "/" || r.path == "/computeMetadata/v1/" || r.path == "/computeMetadata/v1" {
-            Reply::text(200, "computeMetadata/\n")
-        } else if !impostor && r.header("Metadata-Flavor") != Some("Google") {
-            Reply::text(
-                403,
-                "Your client does not have permission to get URL from this server. \
+    let reply = if r.path == "/"
+        || r.path == "/computeMetadata/v1/"
+        || r.path == "/computeMetadata/v1"
+    {
+        Reply::text(200, "computeMetadata/\n")
+    } else if !impostor && r.header("Metadata-Flavor") != Some("Google") {
+        Reply::text(
+            403,
+            "Your client does not have permission to get URL from this server. \
              Missing Metadata-Flavor:Google header.",
-            )
-        } else {
-            let sa = "/computeMetadata/v1/instance/service-accounts/";
-            let rest = r.path.strip_prefix(sa).unwrap_or("");
-            let (who, what) = rest.split_once('/').unwrap_or((rest, ""));
-            let known = who == "default" || who == email;
-            match (known, what) {
-                (true, "token") => {
-                    let scope = r.query("scopes");
-                    issue(state, Grant::Metadata, &email, "", scope, false)
-                }
-                (true, "email") => Reply::text(200, email.clone()),
-                (true, "scopes") => Reply::text(200, scopes.join("\n") + "\n"),
-                (true, "") if r.query("recursive").as_deref() == Some("true") => Reply::json(
-                    200,
-                    json!({"aliases": ["default"], "email": email, "scopes": scopes}).to_string(),
-                ),
-                _ if r.path == "/computeMetadata/v1/project/project-id" => {
-                    Reply::text(200, "fake-project")
-                }
-                _ if r.path == "/computeMetadata/v1/project/numeric-project-id" => {
-                    Reply::text(200, "123456789012")
-                }
-                _ => Reply::text(404, "Not Found"),
+        )
+    } else {
+        let sa = "/computeMetadata/v1/instance/service-accounts/";
+        let rest = r.path.strip_prefix(sa).unwrap_or("");
+        let (who, what) = rest.split_once('/').unwrap_or((rest, ""));
+        let known = who == "default" || who == email;
+        match (known, what) {
+            (true, "token") if impostor => {
+                // Not Google: its token is not "issued" and must never reach docker.
+                let token = format!("ya29.impostor-{:06}-{}", next_seq(), random_hex(12));
+                register_secret(SecretKind::ImpostorToken, &token);
+                let expires_in = {
+                    let mut st = lock(state);
+                    st.impostor_tokens.push(token.clone());
+                    st.expires_in
+                };
+                Reply::json(
+                        200,
+                        json!({"access_token": token, "expires_in": expires_in, "token_type": "Bearer"})
+                            .to_string(),
+                    )
             }
-        };
+            (true, "token") => {
+                let scope = r.query("scopes");
+                issue(state, Grant::Metadata, &email, "", scope, false)
+            }
+            (true, "email") => Reply::text(200, email.clone()),
+            (true, "scopes") => Reply::text(200, scopes.join("\n") + "\n"),
+            (true, "") if r.query("recursive").as_deref() == Some("true") => Reply::json(
+                200,
+                json!({"aliases": ["default"], "email": email, "scopes": scopes}).to_string(),
+            ),
+            _ if r.path == "/computeMetadata/v1/project/project-id" => {
+                Reply::text(200, "fake-project")
+            }
+            _ if r.path == "/computeMetadata/v1/project/numeric-project-id" => {
+                Reply::text(200, "123456789012")
+            }
+            _ => Reply::text(404, "Not Found"),
+        }
+    };
     if impostor { reply } else { reply.metadata() }
 }

@@ -63,6 +63,8 @@ pub enum SecretKind {
     PrivateKey,
     /// An OAuth client secret: never printed.
     ClientSecret,
+    /// A token from an impostor metadata server: must never be used, so never printed.
+    ImpostorToken,
 }
 
 static SECRETS: Mutex<Vec<(SecretKind, String)>> = Mutex::new(Vec::new());
@@ -157,6 +159,14 @@ pub fn check_no_leaks_with(
         }
     }
     Ok(())
+}
+
+fn register_env_secret(k: &OsStr, v: &OsStr) {
+    if k == "GOOGLE_OAUTH_ACCESS_TOKEN"
+        && let Some(s) = v.to_str()
+    {
+        register_secret(SecretKind::AccessToken, s);
+    }
 }
 
 fn mask(s: &str) -> String {
@@ -356,7 +366,9 @@ impl Sandbox {
     }
 
     /// Sets a variable for every later run made from this sandbox (and its clones).
+    /// A `GOOGLE_OAUTH_ACCESS_TOKEN` value is registered as an access token.
     pub fn set_env(&self, k: impl AsRef<OsStr>, v: impl AsRef<OsStr>) {
+        register_env_secret(k.as_ref(), v.as_ref());
         lock(&self.0.extra_env).insert(k.as_ref().into(), Some(v.as_ref().into()));
     }
 
@@ -500,11 +512,7 @@ impl Helper {
     /// Sets a variable for this run. A `GOOGLE_OAUTH_ACCESS_TOKEN` value is registered
     /// as an access token for the leak check.
     pub fn env(mut self, k: impl AsRef<OsStr>, v: impl AsRef<OsStr>) -> Helper {
-        if k.as_ref() == "GOOGLE_OAUTH_ACCESS_TOKEN" {
-            if let Some(s) = v.as_ref().to_str() {
-                register_secret(SecretKind::AccessToken, s);
-            }
-        }
+        register_env_secret(k.as_ref(), v.as_ref());
         self.env.insert(k.as_ref().into(), Some(v.as_ref().into()));
         self
     }
@@ -705,10 +713,10 @@ impl Running {
             stderr: String::from_utf8_lossy(&stderr).into_owned(),
             elapsed,
         };
-        if self.leak_check {
-            if let Err(e) = check_no_leaks(&out.stdout, &out.stderr) {
-                panic!("SECRET LEAK: {e}\n{}", out.dump());
-            }
+        if self.leak_check
+            && let Err(e) = check_no_leaks(&out.stdout, &out.stderr)
+        {
+            panic!("SECRET LEAK: {e}\n{}", out.dump());
         }
         out
     }

@@ -39,7 +39,7 @@ pub fn require_docker_cli() -> PathBuf {
     which("docker").unwrap_or_else(|| {
         panic!(
             "required test tool missing: docker (the CLI; no daemon needed); \
-             run `.ci/run` or `apt-get install docker-cli` (or docker.io)"
+             run `.ci/run` or `apt-get install docker.io` (Debian 12 ships the CLI there)"
         )
     })
 }
@@ -201,9 +201,9 @@ impl Registry {
                     && l.contains("http.request.method=GET ")
                     && l.contains("/manifests/")
                     && l.contains(&status)
-                    && l.split("http.request.useragent=").nth(1).is_some_and(|ua| {
-                        ua.starts_with(user_agent) || ua[1..].starts_with(user_agent)
-                    })
+                    && l.split("http.request.useragent=")
+                        .nth(1)
+                        .is_some_and(|ua| ua.trim_start_matches('"').starts_with(user_agent))
             })
             .count()
     }
