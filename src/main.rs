@@ -3,14 +3,7 @@
 //!
 //! This file only parses the command line, dispatches, and maps errors to exit codes.
 
-mod cache;
-mod docker_config;
-mod error;
-mod http;
-mod protocol;
-mod registry;
-mod sources;
-mod token;
+use docker_credential_gar::{docker_config, error, protocol};
 
 use std::ffi::OsString;
 use std::io::Write;

@@ -1,0 +1,2 @@
+//! Criterion benches of the in-process parts of a `get`.
+fn main() {}

@@ -1,0 +1,16 @@
+//! `docker-credential-gar`: a Docker credential helper that hands docker short-lived
+//! Google OAuth access tokens for Artifact Registry hosts.
+//!
+//! The binary (`src/main.rs`) only dispatches; everything lives in these modules so
+//! that benchmarks and tests can reach the pieces in-process.
+
+#![warn(missing_docs)]
+
+pub mod cache;
+pub mod docker_config;
+pub mod error;
+pub mod http;
+pub mod protocol;
+pub mod registry;
+pub mod sources;
+pub mod token;
