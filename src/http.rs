@@ -98,21 +98,109 @@ pub fn check_url(url: &str) -> Result<Uri, HttpError> {
     }
 }
 
-fn agent(connect: Duration, total: Duration, proxied: bool) -> ureq::Agent {
-    let proxy = if proxied {
-        ureq::Proxy::try_from_env()
-    } else {
-        None
+/// How a request may reach its endpoint.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// Through the proxy the environment names for it, if any (Google's endpoints).
+    MayProxy,
+    /// Always directly (the metadata server).
+    Direct,
+}
+
+fn agent(
+    uri: &Uri,
+    connect: Duration,
+    total: Duration,
+    route: Route,
+) -> Result<ureq::Agent, HttpError> {
+    let proxy = match route {
+        Route::Direct => None,
+        Route::MayProxy => {
+            match crate::proxy::proxy_for(uri.scheme_str().unwrap_or(""), uri.host().unwrap_or(""))
+            {
+                None => None,
+                Some((var, url)) => Some(ureq::Proxy::new(&url).map_err(|_| {
+                    HttpError::Refused(format!("{var} is not a valid proxy URL; fix or unset it"))
+                })?),
+            }
+        }
     };
-    ureq::Agent::config_builder()
-        .timeout_connect(Some(connect))
+    Ok(ureq::Agent::config_builder()
+        .timeout_connect(Some(connect.min(total)))
         .timeout_global(Some(total))
         .http_status_as_error(false)
         .max_redirects(0)
         .proxy(proxy)
         .user_agent(concat!("docker-credential-gar/", env!("CARGO_PKG_VERSION")))
         .build()
-        .new_agent()
+        .new_agent())
+}
+
+/// Longest `Retry-After` we honour; longer ones fail at once with the error.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(5);
+/// Pause before retrying a 5xx or a failed connection.
+const RETRY_BACKOFF: Duration = Duration::from_millis(250);
+
+/// How long a 429 asks us to wait (`Retry-After` in seconds or as an HTTP date).
+fn retry_after(resp: &ureq::http::Response<ureq::Body>) -> Duration {
+    let Some(v) = resp
+        .headers()
+        .get("Retry-After")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+    else {
+        return Duration::from_secs(1);
+    };
+    if let Ok(secs) = v.parse::<u64>() {
+        return Duration::from_secs(secs);
+    }
+    httpdate::parse_http_date(v)
+        .ok()
+        .and_then(|t| t.duration_since(std::time::SystemTime::now()).ok())
+        .unwrap_or(Duration::from_secs(1))
+}
+
+/// Sends a request built by `send` (given the agent for this attempt) within one
+/// overall deadline of [`total_timeout`]: one retry after a 500/502/503/504 or a
+/// failed connection (short backoff), one after a 429 when its `Retry-After` fits
+/// the bound; never for other statuses (a 400 `invalid_grant` is final) or timeouts.
+fn send_with_retry(
+    url: &str,
+    route: Route,
+    connect: Duration,
+    send: impl Fn(&ureq::Agent) -> Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+) -> Result<Value, HttpError> {
+    let uri = check_url(url)?;
+    let deadline = std::time::Instant::now() + total_timeout();
+    let left = || deadline.saturating_duration_since(std::time::Instant::now());
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let last = attempt >= 2;
+        let result = send(&agent(
+            &uri,
+            connect,
+            left().max(Duration::from_millis(1)),
+            route,
+        )?);
+        let wait = match &result {
+            Ok(r) if matches!(r.status().as_u16(), 500 | 502 | 503 | 504) => Some(RETRY_BACKOFF),
+            Ok(r) if r.status().as_u16() == 429 => {
+                Some(retry_after(r)).filter(|w| *w <= MAX_RETRY_AFTER)
+            }
+            Err(ureq::Error::ConnectionFailed | ureq::Error::Io(_)) => Some(RETRY_BACKOFF),
+            _ => None,
+        };
+        match wait {
+            Some(w) if !last && w + Duration::from_millis(100) < left() => std::thread::sleep(w),
+            _ => {
+                return match result {
+                    Ok(resp) => json_response(url, resp),
+                    Err(e) => Err(transport(url, e)),
+                };
+            }
+        }
+    }
 }
 
 fn transport(url: &str, e: ureq::Error) -> HttpError {
@@ -187,23 +275,30 @@ pub fn sanitize(s: &str) -> String {
 
 /// POSTs a URL-encoded form and returns the JSON object answer.
 pub fn post_form(url: &str, form: &[(&str, &str)]) -> Result<Value, HttpError> {
-    check_url(url)?;
-    let resp = agent(CONNECT_TIMEOUT, total_timeout(), true)
-        .post(url)
-        .header("Accept", "application/json")
-        .send_form(form.iter().copied())
-        .map_err(|e| transport(url, e))?;
-    json_response(url, resp)
+    send_with_retry(url, Route::MayProxy, CONNECT_TIMEOUT, |agent| {
+        agent
+            .post(url)
+            .header("Accept", "application/json")
+            .send_form(form.iter().copied())
+    })
 }
 
 /// GETs from the metadata server: never proxied, short connect timeout, and the
-/// answer must carry `Metadata-Flavor: Google`.
+/// answer must carry `Metadata-Flavor: Google` (else its body is not trusted).
 pub fn metadata_get(url: &str, connect: Duration) -> Result<Value, HttpError> {
-    let resp = agent(connect, total_timeout().min(Duration::from_secs(10)), false)
-        .get(url)
-        .header("Metadata-Flavor", "Google")
-        .call()
-        .map_err(|e| transport(url, e))?;
+    let uri: Uri = url
+        .parse()
+        .map_err(|_| HttpError::Refused(format!("{url} is not a valid URL")))?;
+    let resp = agent(
+        &uri,
+        connect,
+        total_timeout().min(Duration::from_secs(10)),
+        Route::Direct,
+    )?
+    .get(url)
+    .header("Metadata-Flavor", "Google")
+    .call()
+    .map_err(|e| transport(url, e))?;
     let flavor_ok = resp
         .headers()
         .get("Metadata-Flavor")

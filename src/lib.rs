@@ -11,6 +11,7 @@ pub mod docker_config;
 pub mod error;
 pub mod http;
 pub mod protocol;
+pub mod proxy;
 pub mod registry;
 pub mod sources;
 pub mod token;
