@@ -148,8 +148,9 @@ impl Cache {
             expires_at,
             lifetime: t.lifetime,
         };
+        let prefix = format!("{TEMP_PREFIX}{}-", std::process::id());
         let mut tmp = tempfile::Builder::new()
-            .prefix(TEMP_PREFIX)
+            .prefix(&prefix)
             .permissions(fs::Permissions::from_mode(0o600))
             .tempfile_in(&self.dir)?;
         serde_json::to_writer(&mut tmp, &entry)?;
@@ -160,22 +161,33 @@ impl Cache {
         Ok(())
     }
 
-    /// Removes temp files that killed processes left behind.
+    /// Removes temp files that killed processes left behind: those whose writer
+    /// (the pid in the name) is gone, and any older than a minute.
     fn sweep_temp_files(&self) {
         let Ok(rd) = fs::read_dir(&self.dir) else {
             return;
         };
         for ent in rd.flatten() {
             let name = ent.file_name();
-            if !name.to_string_lossy().starts_with(TEMP_PREFIX) {
+            let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(TEMP_PREFIX)) else {
                 continue;
-            }
-            let old = ent
-                .metadata()
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| t.elapsed().ok())
-                .is_some_and(|age| age > STALE_TEMP);
+            };
+            let writer_gone = rest
+                .split('-')
+                .next()
+                .and_then(|p| p.parse::<i32>().ok())
+                .is_some_and(|pid| {
+                    // SAFETY: signal 0 only checks whether the process exists.
+                    let rc = unsafe { libc::kill(pid, 0) };
+                    rc != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+                });
+            let old = writer_gone
+                || ent
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age > STALE_TEMP);
             if old {
                 let _ = fs::remove_file(ent.path());
             }

@@ -1,9 +1,8 @@
 //! The user-facing error type.
 //!
 //! Every failure a person can see is one variant here, rendered as one line that
-//! names what went wrong and, where there is one, what to do next. Internal
-//! plumbing may use `anyhow`, but whatever reaches stdout or stderr passes
-//! through [`Error`]. No variant ever carries a token, refresh token, private key
+//! names what went wrong and, where there is one, what to do next. Whatever
+//! reaches stdout or stderr passes through [`Error`]. No variant ever carries a token, refresh token, private key
 //! or client secret: callers put only paths, hosts, account names and short
 //! upstream error codes in here.
 

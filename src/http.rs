@@ -169,7 +169,7 @@ fn send_with_retry(
     route: Route,
     connect: Duration,
     send: impl Fn(&ureq::Agent) -> Result<ureq::http::Response<ureq::Body>, ureq::Error>,
-) -> Result<Value, HttpError> {
+) -> Result<ureq::http::Response<ureq::Body>, HttpError> {
     let uri = check_url(url)?;
     let deadline = std::time::Instant::now() + total_timeout();
     let left = || deadline.saturating_duration_since(std::time::Instant::now());
@@ -194,10 +194,7 @@ fn send_with_retry(
         match wait {
             Some(w) if !last && w + Duration::from_millis(100) < left() => std::thread::sleep(w),
             _ => {
-                return match result {
-                    Ok(resp) => json_response(url, resp),
-                    Err(e) => Err(transport(url, e)),
-                };
+                return result.map_err(|e| transport(url, e));
             }
         }
     }
@@ -275,12 +272,13 @@ pub fn sanitize(s: &str) -> String {
 
 /// POSTs a URL-encoded form and returns the JSON object answer.
 pub fn post_form(url: &str, form: &[(&str, &str)]) -> Result<Value, HttpError> {
-    send_with_retry(url, Route::MayProxy, CONNECT_TIMEOUT, |agent| {
+    let resp = send_with_retry(url, Route::MayProxy, CONNECT_TIMEOUT, |agent| {
         agent
             .post(url)
             .header("Accept", "application/json")
             .send_form(form.iter().copied())
-    })
+    })?;
+    json_response(url, resp)
 }
 
 /// GETs from the metadata server: never proxied, short connect timeout, and the
@@ -308,5 +306,121 @@ pub fn metadata_get(url: &str, connect: Duration) -> Result<Value, HttpError> {
             "{url} answered without the `Metadata-Flavor: Google` header, so it is not a Google metadata server"
         )));
     }
+    json_response(url, resp)
+}
+
+/// Builds the [`HttpError::Status`] for a non-2xx answer whose body may be JSON
+/// (OAuth `{"error":..,"error_description":..}` or Google's nested `{"error":{..}}`).
+fn status_error(status: u16, body: &str) -> HttpError {
+    let parsed: Option<Value> = serde_json::from_str(body).ok();
+    let field = |k: &str| {
+        parsed
+            .as_ref()
+            .and_then(|v| v.get(k))
+            .and_then(|v| match v {
+                Value::String(s) => Some(s.clone()),
+                Value::Object(o) => o
+                    .get("status")
+                    .or_else(|| o.get("message"))
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
+                _ => None,
+            })
+            .map(|s| sanitize(&s))
+    };
+    HttpError::Status {
+        code: status,
+        error: field("error"),
+        description: field("error_description").or_else(|| {
+            parsed
+                .as_ref()
+                .and_then(|v| v.pointer("/error/message"))
+                .and_then(Value::as_str)
+                .map(sanitize)
+        }),
+    }
+}
+
+/// Checks request headers taken from a credentials file before they are sent; the
+/// message names the header but never its value (it may be a bearer token).
+fn check_headers(headers: &[(&str, &str)]) -> Result<(), HttpError> {
+    for (k, v) in headers {
+        if ureq::http::HeaderName::from_bytes(k.as_bytes()).is_err() {
+            return Err(HttpError::Refused(format!(
+                "`{}` is not a valid HTTP header name",
+                sanitize(k)
+            )));
+        }
+        if ureq::http::HeaderValue::from_str(v).is_err() {
+            return Err(HttpError::Refused(format!(
+                "the value of header `{}` is not a valid HTTP header value",
+                sanitize(k)
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// GETs `url` with extra request headers (for instance `Authorization`) and
+/// returns the body text of a 2xx answer; a non-2xx answer becomes
+/// [`HttpError::Status`]. Same rules as [`post_form`]: `https://` or loopback
+/// `http://`, connect and total timeouts, proxy from the environment, no redirects.
+pub fn get_text(url: &str, headers: &[(&str, &str)]) -> Result<String, HttpError> {
+    check_headers(headers)?;
+    let resp = send_with_retry(url, Route::MayProxy, CONNECT_TIMEOUT, |agent| {
+        let mut req = agent.get(url);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        req.call()
+    })?;
+    let status = resp.status().as_u16();
+    let body = resp
+        .into_body()
+        .with_config()
+        .limit(MAX_BODY)
+        .read_to_string()
+        .map_err(|e| transport(url, e))?;
+    if !(200..300).contains(&status) {
+        return Err(status_error(status, &body));
+    }
+    Ok(body)
+}
+
+/// Like [`post_form`], with extra request headers (for instance HTTP Basic client
+/// authentication).
+pub fn post_form_with_headers(
+    url: &str,
+    headers: &[(&str, &str)],
+    form: &[(&str, &str)],
+) -> Result<Value, HttpError> {
+    check_headers(headers)?;
+    let resp = send_with_retry(url, Route::MayProxy, CONNECT_TIMEOUT, |agent| {
+        let mut req = agent.post(url).header("Accept", "application/json");
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        req.send_form(form.iter().copied())
+    })?;
+    json_response(url, resp)
+}
+
+/// POSTs `body` as JSON with `Authorization: Bearer <bearer>` (Google's IAM
+/// Credentials API) and returns the JSON object answer. Same rules as [`post_form`].
+pub fn post_json_bearer(url: &str, bearer: &str, body: &Value) -> Result<Value, HttpError> {
+    let auth = format!("Bearer {bearer}");
+    if ureq::http::HeaderValue::from_str(&auth).is_err() {
+        return Err(HttpError::Refused(
+            "the access token to send is not a valid HTTP header value".to_owned(),
+        ));
+    }
+    let resp = send_with_retry(url, Route::MayProxy, CONNECT_TIMEOUT, |agent| {
+        agent
+            .post(url)
+            .header("Accept", "application/json")
+            .header("Content-Type", "application/json; charset=utf-8")
+            .header("Authorization", &auth)
+            .send(body.to_string())
+    })?;
     json_response(url, resp)
 }

@@ -191,8 +191,12 @@ case "$1 $2" in
 esac
 if [ -f "$D/fail_code" ]; then
   cat "$D/fail_stderr" >&2
-  exit "$(cat "$D/fail_code")"
+  code=$(cat "$D/fail_code")
+  if [ -f "$D/fail_once" ]; then rm -f "$D/fail_code" "$D/fail_once"; fi
+  exit "$code"
 fi
+if [ -f "$D/stdout_warning" ]; then cat "$D/stdout_warning"; fi
+if [ -f "$D/read_stdin" ]; then read -r answer || echo "stdin closed" >> "$D/stdin.log"; fi
 case " $* " in
   *" --force-auth-refresh "*)
     if [ -f "$D/refreshed_token" ]; then mv "$D/refreshed_token" "$D/token"; fi
@@ -338,6 +342,31 @@ impl GcloudStub {
     pub fn fail_with(&self, code: i32, stderr: &str) {
         self.write("fail_stderr", stderr);
         self.write("fail_code", &code.to_string());
+    }
+
+    /// Fails once with this exit code and stderr, then answers normally.
+    pub fn fail_once_with(&self, code: i32, stderr: &str) {
+        self.fail_with(code, stderr);
+        self.write("fail_once", "");
+    }
+
+    /// Prints this on stdout before its JSON (`None`: nothing).
+    pub fn warn_on_stdout(&self, text: Option<&str>) {
+        match text {
+            Some(t) => self.write("stdout_warning", t),
+            None => self.remove("stdout_warning"),
+        }
+    }
+
+    /// Reads a line from stdin before answering, like a prompt would; logs
+    /// `stdin closed` to `stdin.log` when stdin is at end of file.
+    pub fn prompt(&self) {
+        self.write("read_stdin", "");
+    }
+
+    /// What the prompting stub saw on stdin.
+    pub fn stdin_log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("stdin.log")).unwrap_or_default()
     }
 
     /// Stops failing.

@@ -25,6 +25,7 @@
 
 pub mod fake_google;
 pub mod gcloud;
+pub mod proxy;
 pub mod registry;
 
 use std::collections::BTreeMap;

@@ -1,0 +1,668 @@
+//! Faults, crashes, hostile cache directories, bad input and proxies: each
+//! promise of the helper pinned by a test against the local fake of Google.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use support::fake_google::{FakeGoogle, ForcedResponse, METADATA_TOKEN_PATH};
+use support::gcloud::GcloudStub;
+use support::proxy::CountingProxy;
+use support::{Sandbox, SecretKind};
+
+const HOST: &str = "europe-north1-docker.pkg.dev";
+
+fn with_key(fake: &FakeGoogle) -> Sandbox {
+    let sb = Sandbox::new();
+    let key = fake.service_account(&fake.token_url());
+    let path = sb.write_file("sa.json", &key.json);
+    sb.set_env("GOOGLE_APPLICATION_CREDENTIALS", &path);
+    sb
+}
+
+fn cache_entries(sb: &Sandbox) -> Vec<PathBuf> {
+    list(sb, |n| n.ends_with(".json"))
+}
+
+fn list(sb: &Sandbox, keep: impl Fn(&str) -> bool) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(sb.cache_dir())
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.path())
+                .filter(|p| keep(&p.file_name().unwrap().to_string_lossy()))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+// ---------------------------------------------------------------------------
+// Faults at the token endpoint
+// ---------------------------------------------------------------------------
+
+#[test]
+fn a_500_or_503_is_retried_once_then_the_token_arrives() {
+    for forced in [
+        ForcedResponse::server_error(),
+        ForcedResponse::unavailable(),
+    ] {
+        let fake = FakeGoogle::start();
+        let sb = with_key(&fake);
+        fake.push_token_response(forced);
+        let secret = sb.get(HOST).secret();
+        assert_eq!(fake.count("/token"), 2);
+        assert_eq!(fake.issued_access_tokens(), vec![secret]);
+    }
+}
+
+#[test]
+fn a_429_waits_for_retry_after_within_the_bound() {
+    let fake = FakeGoogle::start();
+    let sb = with_key(&fake);
+    fake.push_token_response(
+        ForcedResponse::new(429, r#"{"error":"rate_limited"}"#).header("Retry-After", "1"),
+    );
+    let out = sb.get(HOST);
+    let secret = out.secret();
+    assert_eq!(fake.count("/token"), 2);
+    assert_eq!(fake.issued_access_tokens(), vec![secret]);
+    assert!(
+        out.elapsed >= Duration::from_millis(900),
+        "waited {:?}",
+        out.elapsed
+    );
+}
+
+#[test]
+fn a_429_asking_for_longer_than_the_bound_fails_at_once() {
+    let fake = FakeGoogle::start();
+    let sb = with_key(&fake);
+    fake.push_token_response(
+        ForcedResponse::new(429, r#"{"error":"rate_limited"}"#).header("Retry-After", "3600"),
+    );
+    let out = sb.get(HOST);
+    out.assert_code(1).assert_stdout_contains("HTTP 429");
+    assert_eq!(fake.count("/token"), 1);
+}
+
+#[test]
+fn an_endpoint_that_keeps_failing_gives_a_clear_error() {
+    let fake = FakeGoogle::start();
+    let sb = with_key(&fake);
+    for _ in 0..3 {
+        fake.push_token_response(ForcedResponse::unavailable());
+    }
+    let out = sb.get(HOST);
+    out.assert_code(1)
+        .assert_stdout_contains(&format!("{} failed: HTTP 503", fake.token_url()))
+        .assert_stdout_contains("try again shortly");
+    assert_eq!(out.stdout.lines().count(), 1);
+    assert_eq!(fake.count("/token"), 2, "exactly one retry");
+}
+
+#[test]
+fn invalid_grant_is_final_and_actionable_with_no_retry() {
+    let fake = FakeGoogle::start();
+    let sb = Sandbox::new();
+    let user = fake.authorized_user(Some(&fake.token_url()));
+    let path = sb.write_file("user.json", &user.json);
+    sb.set_env("GOOGLE_APPLICATION_CREDENTIALS", &path);
+    fake.push_token_response(ForcedResponse::revoked());
+    let out = sb.helper().arg("get").stdin(HOST).stdin(HOST).run();
+    out.assert_code(1)
+        .assert_stdout_contains("invalid_grant")
+        .assert_stdout_contains("gcloud auth application-default login");
+    assert_eq!(fake.count("/token"), 1);
+}
+
+/// A server that accepts connections and then either says nothing or trickles
+/// one byte a second, forever (until the test ends).
+fn stalling_server(trickle: bool) -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in l.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut conn = conn;
+                let mut buf = [0u8; 4096];
+                let _ = conn.set_read_timeout(Some(Duration::from_millis(200)));
+                let _ = conn.read(&mut buf);
+                if trickle {
+                    let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n{");
+                    for _ in 0..120 {
+                        std::thread::sleep(Duration::from_secs(1));
+                        if conn.write_all(b" ").is_err() {
+                            return;
+                        }
+                    }
+                } else {
+                    std::thread::sleep(Duration::from_secs(120));
+                }
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn silent_or_trickling_endpoints_fail_within_gar_http_timeout() {
+    for trickle in [false, true] {
+        let port = stalling_server(trickle);
+        let fake = FakeGoogle::start();
+        let sb = Sandbox::new();
+        let url = format!("http://127.0.0.1:{port}/token");
+        let key = fake.service_account(&url);
+        sb.set_env(
+            "GOOGLE_APPLICATION_CREDENTIALS",
+            sb.write_file("sa.json", &key.json),
+        );
+        sb.set_env("GAR_HTTP_TIMEOUT", "2");
+        let out = sb.get(HOST);
+        out.assert_code(1).assert_stdout_contains(&url);
+        assert!(
+            out.elapsed < Duration::from_secs(8),
+            "trickle={trickle}: took {:?}",
+            out.elapsed
+        );
+    }
+}
+
+#[test]
+fn a_token_endpoint_with_a_skewed_clock_does_not_change_expiry() {
+    let fake = FakeGoogle::start();
+    let sb = with_key(&fake);
+    // The endpoint's clock is 5 hours behind; expiry is computed from expires_in.
+    fake.push_token_response(
+        ForcedResponse::new(
+            200,
+            r#"{"access_token":"ya29.skewed-clock-token","expires_in":3600,"token_type":"Bearer"}"#,
+        )
+        .header("Date", "Mon, 01 Jan 2001 00:00:00 GMT"),
+    );
+    support::register_secret(SecretKind::AccessToken, "ya29.skewed-clock-token");
+    assert_eq!(sb.get(HOST).secret(), "ya29.skewed-clock-token");
+    assert_eq!(sb.get(HOST).secret(), "ya29.skewed-clock-token", "reused");
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&cache_entries(&sb)[0]).unwrap()).unwrap();
+    let exp = v["expires_at"].as_u64().unwrap();
+    assert!(exp.abs_diff(support::now_unix() + 3600) < 60, "{v}");
+    assert_eq!(fake.count("/token"), 1);
+}
+
+// ---------------------------------------------------------------------------
+// The metadata server
+// ---------------------------------------------------------------------------
+
+#[test]
+fn metadata_unreachable_slow_or_impostor() {
+    // Unreachable: the sandbox points GCE_METADATA_HOST at a closed port.
+    let sb = Sandbox::new();
+    sb.set_env("PATH", sb.bin_dir());
+    let out = sb.get(HOST);
+    out.assert_code(1)
+        .assert_stdout_contains("is not reachable (not on Google Cloud)");
+    assert!(out.elapsed < Duration::from_secs(5), "{:?}", out.elapsed);
+
+    // Slow: bounded by GAR_HTTP_TIMEOUT.
+    let fake = FakeGoogle::start();
+    let sb = Sandbox::new();
+    sb.set_env("PATH", sb.bin_dir());
+    sb.set_env("GCE_METADATA_HOST", fake.metadata_host());
+    sb.set_env("GAR_HTTP_TIMEOUT", "1");
+    fake.push_response(
+        METADATA_TOKEN_PATH,
+        ForcedResponse::new(200, "{}")
+            .header("Metadata-Flavor", "Google")
+            .delay(Duration::from_secs(30)),
+    );
+    let out = sb.get(HOST);
+    out.assert_code(1);
+    assert!(out.elapsed < Duration::from_secs(8), "{:?}", out.elapsed);
+
+    // Impostor: a 200 with a token but no Metadata-Flavor header is not trusted.
+    let sb = Sandbox::new();
+    sb.set_env("PATH", sb.bin_dir());
+    sb.set_env("GCE_METADATA_HOST", fake.metadata_host());
+    fake.set_metadata_impostor(true);
+    sb.get(HOST)
+        .assert_code(1)
+        .assert_stdout_contains("not a Google metadata server");
+    assert!(fake.issued_access_tokens().is_empty());
+}
+
+// ---------------------------------------------------------------------------
+// gcloud
+// ---------------------------------------------------------------------------
+
+#[test]
+fn gcloud_missing_prompting_locked_or_chatty() {
+    // Missing: forced gcloud without gcloud on PATH.
+    let sb = Sandbox::new();
+    sb.set_env("PATH", sb.bin_dir());
+    sb.set_env("GAR_TOKEN_SOURCE", "gcloud");
+    sb.get(HOST)
+        .assert_code(1)
+        .assert_stdout_contains("gcloud is not on PATH");
+
+    // Prompting: stdin is closed, so it never waits.
+    let sb = Sandbox::new();
+    let stub = GcloudStub::install(&sb);
+    stub.prompt();
+    assert_eq!(sb.get(HOST).secret(), stub.token());
+    assert_eq!(stub.stdin_log(), "stdin closed\n");
+
+    // "database is locked" once: one retry.
+    let sb = Sandbox::new();
+    let stub = GcloudStub::install(&sb);
+    stub.fail_once_with(
+        1,
+        "ERROR: gcloud crashed (OperationalError): database is locked\n",
+    );
+    assert_eq!(sb.get(HOST).secret(), stub.token());
+    assert_eq!(stub.call_count(), 2);
+
+    // Warnings on stdout before its JSON.
+    let sb = Sandbox::new();
+    let stub = GcloudStub::install(&sb);
+    stub.warn_on_stdout(Some(
+        "WARNING: Could not open the configuration file\nUpdates are available\n",
+    ));
+    assert_eq!(sb.get(HOST).secret(), stub.token());
+}
+
+// ---------------------------------------------------------------------------
+// Concurrency and crashes
+// ---------------------------------------------------------------------------
+
+#[test]
+fn sixty_four_parallel_cold_gets_make_one_upstream_request() {
+    let fake = FakeGoogle::start();
+    let sb = with_key(&fake);
+    fake.set_delay(Duration::from_millis(300));
+    let running: Vec<_> = (0..64)
+        .map(|_| sb.helper().arg("get").stdin(HOST).spawn())
+        .collect();
+    let secrets: Vec<String> = running.into_iter().map(|r| r.wait().secret()).collect();
+    assert_eq!(fake.count("/token"), 1);
+    assert!(secrets.iter().all(|s| *s == secrets[0]));
+    let entries = cache_entries(&sb);
+    assert_eq!(entries.len(), 1);
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&entries[0]).unwrap()).unwrap();
+    assert_eq!(v["access_token"], serde_json::json!(secrets[0]));
+}
+
+fn sigkill(pid: u32) {
+    // SAFETY: plain kill(2) on our own child.
+    unsafe {
+        libc::kill(pid as i32, libc::SIGKILL);
+    }
+}
+
+#[test]
+fn a_lock_holder_killed_mid_refresh_does_not_block_the_next_caller() {
+    let fake = FakeGoogle::start();
+    let sb = with_key(&fake);
+    fake.push_token_response(ForcedResponse::new(200, "{}").delay(Duration::from_secs(60)));
+    let holder = sb.helper().arg("get").stdin(HOST).skip_leak_check().spawn();
+    fake.wait_for_count("/token", 1, Duration::from_secs(20));
+    sigkill(holder.id());
+    let _ = holder.wait();
+    let out = sb.get(HOST);
+    let secret = out.secret();
+    assert_eq!(fake.last_access_token().as_deref(), Some(secret.as_str()));
+    assert!(
+        out.elapsed < Duration::from_secs(10),
+        "blocked for {:?}",
+        out.elapsed
+    );
+}
+
+#[test]
+fn a_storm_of_gets_with_random_sigkills_leaves_a_valid_cache() {
+    let fake = FakeGoogle::start();
+    let sb = with_key(&fake);
+    fake.set_expires_in(30); // short-lived: most calls refresh and write.
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut rand = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let mut killed = 0;
+    for round in 0..20 {
+        let running: Vec<_> = (0..10)
+            .map(|_| sb.helper().arg("get").stdin(HOST).skip_leak_check().spawn())
+            .collect();
+        std::thread::sleep(Duration::from_micros(rand() % 3000));
+        for r in running {
+            if rand() % 3 == 0 {
+                sigkill(r.id());
+                killed += 1;
+            }
+            let _ = r.wait();
+        }
+        for entry in cache_entries(&sb) {
+            let bytes = std::fs::read(&entry).unwrap();
+            let v: serde_json::Value = serde_json::from_slice(&bytes)
+                .unwrap_or_else(|e| panic!("round {round}: invalid cache file ({e}): {bytes:?}"));
+            assert_eq!(v["version"], serde_json::json!(1));
+            assert!(
+                fake.issued_access_tokens()
+                    .iter()
+                    .any(|t| v["access_token"] == *t)
+            );
+        }
+    }
+    assert!(killed > 0);
+    // A writer killed between creating its temp file and renaming it leaves the
+    // file behind; plant one like that (its pid is dead) beside one of a live writer.
+    let mut dead = std::process::Command::new("true").spawn().unwrap();
+    let dead_pid = dead.id();
+    dead.wait().unwrap();
+    let stale = sb.cache_dir().join(format!(".tmp-{dead_pid}-AbCdEf"));
+    let live = sb
+        .cache_dir()
+        .join(format!(".tmp-{}-GhIjKl", std::process::id()));
+    std::fs::write(&stale, "{\"version\":1,\"acc").unwrap();
+    std::fs::write(&live, "").unwrap();
+    // The next refresh sweeps temp files whose writers are gone, and only those.
+    fake.set_expires_in(3600);
+    let entry = cache_entries(&sb).remove(0);
+    std::fs::remove_file(entry).unwrap();
+    sb.get(HOST).secret();
+    let temps = list(&sb, |n| n.starts_with(".tmp-"));
+    assert_eq!(
+        temps,
+        vec![live],
+        "stale temp files are swept, a live writer's is kept"
+    );
+    assert_eq!(cache_entries(&sb).len(), 1);
+}
+
+// ---------------------------------------------------------------------------
+// The cache on disk
+// ---------------------------------------------------------------------------
+
+#[test]
+fn a_symlink_planted_in_the_cache_is_never_followed() {
+    let fake = FakeGoogle::start();
+    let sb = with_key(&fake);
+    let first = sb.get(HOST).secret();
+    let entry = cache_entries(&sb).remove(0);
+    // An attacker's file with a token of their choosing, linked in as our entry.
+    let bait = sb.files_dir().join("bait.json");
+    let bait_text = format!(
+        r#"{{"version":1,"access_token":"ya29.planted","expires_at":{},"lifetime":3600}}"#,
+        support::now_unix() + 3000
+    );
+    std::fs::write(&bait, &bait_text).unwrap();
+    std::fs::set_permissions(&bait, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::remove_file(&entry).unwrap();
+    std::os::unix::fs::symlink(&bait, &entry).unwrap();
+    let second = sb.get(HOST).secret();
+    assert_ne!(second, "ya29.planted", "read through a symlink");
+    assert_ne!(second, first);
+    assert_eq!(
+        std::fs::read_to_string(&bait).unwrap(),
+        bait_text,
+        "wrote through a symlink"
+    );
+    assert!(
+        !std::fs::symlink_metadata(&entry)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+}
+
+#[test]
+fn cache_files_open_to_others_or_owned_by_others_are_replaced() {
+    let fake = FakeGoogle::start();
+    let sb = with_key(&fake);
+    let a = sb.get(HOST).secret();
+    let entry = cache_entries(&sb).remove(0);
+    std::fs::set_permissions(&entry, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let b = sb.get(HOST).secret();
+    assert_ne!(a, b, "a group/other-readable file is not trusted");
+    assert_eq!(std::fs::metadata(&entry).unwrap().mode() & 0o777, 0o600);
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        std::os::unix::fs::chown(&entry, Some(65534), Some(65534)).unwrap();
+        let c = sb.get(HOST).secret();
+        assert_ne!(b, c, "a file owned by another user is not trusted");
+        assert_eq!(std::fs::metadata(&entry).unwrap().uid(), 0);
+    } else {
+        eprintln!("SKIP: foreign-owner case needs root to chown");
+    }
+}
+
+#[test]
+fn the_cache_holds_no_refresh_token_key_or_client_secret() {
+    let fake = FakeGoogle::start();
+    let sb = Sandbox::new();
+    let user = fake.authorized_user(Some(&fake.token_url()));
+    sb.set_env(
+        "GOOGLE_APPLICATION_CREDENTIALS",
+        sb.write_file("user.json", &user.json),
+    );
+    sb.get(HOST).secret();
+    let key = fake.service_account(&fake.token_url());
+    sb.set_env(
+        "GOOGLE_APPLICATION_CREDENTIALS",
+        sb.write_file("sa.json", &key.json),
+    );
+    sb.get(HOST).secret();
+    let mut all = String::new();
+    for p in list(&sb, |_| true) {
+        all.push_str(&p.file_name().unwrap().to_string_lossy());
+        all.push_str(&std::fs::read_to_string(&p).unwrap_or_default());
+    }
+    for (kind, secret) in support::secrets() {
+        if !matches!(kind, SecretKind::AccessToken) {
+            assert!(!all.contains(&secret), "{kind:?} in the cache");
+        }
+    }
+    for needle in [
+        user.refresh_token.as_str(),
+        user.client_secret.as_str(),
+        "PRIVATE KEY",
+        &key.client_email,
+        "sa.json",
+        "user.json",
+    ] {
+        assert!(!all.contains(needle), "{needle} in the cache");
+    }
+}
+
+#[test]
+fn a_full_cache_disk_still_answers_with_one_warning() {
+    let fake = FakeGoogle::start();
+    let sb = with_key(&fake);
+    // RLIMIT_FSIZE 0 makes every write fail with EFBIG, as on a full disk.
+    let out = sb
+        .command("sh")
+        .args([
+            "-c",
+            "ulimit -f 0; trap '' XFSZ; exec \"$0\" get",
+            support::BIN,
+        ])
+        .stdin(HOST)
+        .run();
+    let secret = out.secret();
+    assert_eq!(fake.issued_access_tokens(), vec![secret]);
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.dump());
+    out.assert_stderr_contains("could not write the token cache");
+}
+
+// ---------------------------------------------------------------------------
+// Bad input
+// ---------------------------------------------------------------------------
+
+#[test]
+fn bad_stdin_gets_a_clear_answer_and_no_panic() {
+    let sb = Sandbox::new();
+    support::register_secret(SecretKind::AccessToken, "ya29.bad-input-env");
+    sb.set_env("GOOGLE_OAUTH_ACCESS_TOKEN", "ya29.bad-input-env");
+    let run = |bytes: &[u8]| sb.helper().arg("get").stdin(bytes).run();
+
+    let big = vec![b'a'; 64 * 1024 + 1];
+    run(&big)
+        .assert_code(1)
+        .assert_stdout_contains("larger than 64 KiB");
+    run(b"\xff\xfe gcr.io")
+        .assert_code(1)
+        .assert_stdout_contains("not UTF-8");
+    assert_eq!(
+        run("\u{feff}gcr.io".as_bytes()).secret(),
+        "ya29.bad-input-env"
+    );
+    run(b"gcr.io\0evil.test")
+        .assert_code(1)
+        .assert_stdout_contains("credentials not found in native keychain");
+    run(b" \t\r\n ")
+        .assert_code(1)
+        .assert_stdout_contains("no credentials server URL");
+    run(b"https://user:pass@gcr.io/")
+        .assert_code(1)
+        .assert_stdout_contains("credentials not found");
+    run(b"https://evil.test#gcr.io")
+        .assert_code(1)
+        .assert_stdout_contains("credentials not found");
+    for out in [run(&big), run(b"\xff")] {
+        assert!(!out.stderr.contains("panicked"), "{}", out.dump());
+    }
+}
+
+#[test]
+fn bad_credential_files_are_refused_with_the_reason() {
+    let sb = Sandbox::new();
+    let key = support::fake_google::test_key();
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "wrong-type.json",
+            r#"{"type":"service_account","client_email":42,"private_key":"x"}"#.into(),
+            "a field has the wrong type",
+        ),
+        (
+            "type-not-string.json",
+            r#"{"type":["service_account"]}"#.into(),
+            "`type` field that is not a string",
+        ),
+        ("huge.json", format!("{{\"type\":\"x\",\"pad\":\"{}\"}}", "a".repeat(1_100_000)), "larger than 1 MiB"),
+        (
+            "not-pem.json",
+            serde_json::json!({"type":"service_account","client_email":"a@b","private_key":"not a key","token_uri":"http://127.0.0.1:1/token"}).to_string(),
+            "is not a PEM-encoded private key",
+        ),
+        (
+            "not-rsa.json",
+            serde_json::json!({"type":"service_account","client_email":"a@b","token_uri":"http://127.0.0.1:1/token",
+                "private_key":"-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIBmR1j5Dq0ZbGgkKx0fY6X0D1y5YKQ2bX8mP1uBNvWcKoAoGCCqGSM49\nAwEHoUQDQgAE8xOUetsCa8EfOlDEBAfREhJqspDoyEh6Szz2in47Tv5n52m9dLYy\nPCbUsfDqlGDCqEGXbo+LhDf5XXbGFp9Qlg==\n-----END EC PRIVATE KEY-----\n"}).to_string(),
+            "is not an RSA key",
+        ),
+        (
+            "http-token-uri.json",
+            serde_json::json!({"type":"service_account","client_email":"a@b","private_key":key.pkcs8_pem,"token_uri":"http://oauth2.example.test/token"}).to_string(),
+            "plain http:// is allowed only on loopback",
+        ),
+    ];
+    for (name, text, expected) in cases {
+        let f = sb.write_file(name, &text);
+        sb.set_env("GOOGLE_APPLICATION_CREDENTIALS", &f);
+        let out = sb.get(HOST);
+        out.assert_code(1);
+        assert_eq!(out.stdout.lines().count(), 1, "{name}: {}", out.dump());
+        assert!(out.stdout.contains(expected), "{name}: {}", out.dump());
+        assert!(
+            !out.stdout.contains("BEGIN"),
+            "{name}: key material in the error"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Proxies
+// ---------------------------------------------------------------------------
+
+#[test]
+fn token_requests_go_through_the_proxy_and_metadata_never_does() {
+    let fake = FakeGoogle::start();
+    let proxy = CountingProxy::start();
+    let sb = with_key(&fake);
+    sb.set_env("HTTP_PROXY", proxy.url());
+    let secret = sb.get(HOST).secret();
+    assert_eq!(fake.issued_access_tokens(), vec![secret]);
+    assert_eq!(
+        proxy.targets(),
+        vec![format!("CONNECT 127.0.0.1:{}", fake.port())]
+    );
+
+    // NO_PROXY by IP bypasses it.
+    let sb2 = with_key(&fake);
+    sb2.set_env("HTTP_PROXY", proxy.url());
+    sb2.set_env("NO_PROXY", "example.test,127.0.0.0/8");
+    sb2.get(HOST).secret();
+    assert_eq!(proxy.targets().len(), 1);
+
+    // `*` bypasses it too; HTTPS_PROXY does not apply to an http:// endpoint.
+    let sb3 = with_key(&fake);
+    sb3.set_env("HTTPS_PROXY", proxy.url());
+    sb3.get(HOST).secret();
+    sb3.set_env("HTTP_PROXY", proxy.url());
+    sb3.set_env("NO_PROXY", "*");
+    sb3.helper().arg("erase").stdin(HOST).run();
+    sb3.get(HOST).secret();
+    assert_eq!(proxy.targets().len(), 1);
+
+    // The metadata server is never proxied.
+    let sb4 = Sandbox::new();
+    sb4.set_env("PATH", sb4.bin_dir());
+    sb4.set_env("GCE_METADATA_HOST", fake.metadata_host());
+    sb4.set_env("HTTP_PROXY", proxy.url());
+    sb4.set_env("ALL_PROXY", proxy.url());
+    sb4.get(HOST).secret();
+    assert_eq!(fake.count(METADATA_TOKEN_PATH), 1);
+    assert_eq!(proxy.targets().len(), 1, "{:?}", proxy.targets());
+}
+
+#[test]
+fn an_invalid_proxy_setting_is_named() {
+    let fake = FakeGoogle::start();
+    let sb = with_key(&fake);
+    sb.set_env("HTTP_PROXY", "http://[bad");
+    sb.get(HOST)
+        .assert_code(1)
+        .assert_stdout_contains("HTTP_PROXY is not a valid proxy URL");
+    assert_eq!(fake.count("/token"), 0);
+}
+
+#[test]
+fn loopback_check_holds_for_every_server_string_the_binary_sees() {
+    // A process-level spot check beside the in-process property test: odd
+    // strings never get a token.
+    let sb = Sandbox::new();
+    support::register_secret(SecretKind::AccessToken, "ya29.spot-check");
+    sb.set_env("GOOGLE_OAUTH_ACCESS_TOKEN", "ya29.spot-check");
+    let started = Instant::now();
+    for s in [
+        "europe-north1-docker.pkg.dev%2F@evil.test",
+        "europe-north1-docker.pkg.dev\\@evil.test",
+        "https://europe-north1-docker.pkg.dev:443@evil.test",
+        "[europe-north1-docker.pkg.dev]",
+        "europe-north1-docker.pkg.dev:99999",
+        "xn--europe-north1-docker.pkg.dev.evil.test",
+        "europe-north1-docker.pkg.dev\u{3002}evil.test",
+    ] {
+        let out = sb.get(s);
+        out.assert_code(1)
+            .assert_stdout_contains("credentials not found");
+    }
+    assert!(started.elapsed() < Duration::from_secs(60));
+}
