@@ -214,16 +214,16 @@ fn missing_or_invalid_credentials_files_name_the_path() {
 }
 
 #[test]
-fn other_credential_types_are_not_supported_yet_with_a_clear_error() {
+fn credential_types_not_supported_yet_get_a_clear_error() {
     let sb = Sandbox::new();
     let f = sb.write_file(
-        "wif.json",
-        r#"{"type":"external_account","audience":"//iam.googleapis.com/x","subject_token_type":"urn:ietf:params:oauth:token-type:jwt","token_url":"https://sts.googleapis.com/v1/token","credential_source":{"file":"/x"}}"#,
+        "workforce-user.json",
+        r#"{"type":"external_account_authorized_user","audience":"//iam.googleapis.com/locations/global/workforcePools/p/providers/x","refresh_token":"r","token_url":"https://sts.googleapis.com/v1/oauthtoken"}"#,
     );
     sb.set_env("GOOGLE_APPLICATION_CREDENTIALS", &f);
     sb.get(HOST)
         .assert_code(1)
-        .assert_stdout_contains("external_account")
+        .assert_stdout_contains("external_account_authorized_user")
         .assert_stdout_contains("not support");
 }
 

@@ -8,8 +8,11 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::authorized_user::AuthorizedUser;
+use super::external_account::ExternalAccount;
+use super::impersonated::Impersonated;
 use super::service_account::ServiceAccount;
 use crate::error::Error;
+use crate::token::Token;
 
 /// Largest credentials file we read; real ones are a few KiB.
 const MAX_FILE: u64 = 1024 * 1024;
@@ -20,6 +23,42 @@ pub enum Credentials {
     ServiceAccount(ServiceAccount),
     /// A user's refresh token (`gcloud auth application-default login`).
     AuthorizedUser(AuthorizedUser),
+    /// Workload Identity Federation (`external_account`).
+    ExternalAccount(ExternalAccount),
+    /// A service account impersonated from a user or a key (`impersonated_service_account`).
+    Impersonated(Impersonated),
+}
+
+impl Credentials {
+    /// The cache identity.
+    pub fn identity(&self) -> String {
+        match self {
+            Credentials::ServiceAccount(s) => s.identity(),
+            Credentials::AuthorizedUser(u) => u.identity(),
+            Credentials::ExternalAccount(x) => x.identity(),
+            Credentials::Impersonated(i) => i.identity(),
+        }
+    }
+
+    /// How the credentials are named in messages.
+    pub fn describe(&self) -> String {
+        match self {
+            Credentials::ServiceAccount(s) => s.describe(),
+            Credentials::AuthorizedUser(u) => u.describe(),
+            Credentials::ExternalAccount(x) => x.describe(),
+            Credentials::Impersonated(i) => i.describe(),
+        }
+    }
+
+    /// Mints an access token (no cache).
+    pub fn fetch(&self) -> Result<Token, Error> {
+        match self {
+            Credentials::ServiceAccount(s) => s.fetch(),
+            Credentials::AuthorizedUser(u) => u.fetch(),
+            Credentials::ExternalAccount(x) => x.fetch(),
+            Credentials::Impersonated(i) => i.fetch(),
+        }
+    }
 }
 
 /// Where a credentials file came from, for messages.
@@ -111,11 +150,16 @@ pub fn load(origin: &Origin) -> Result<Credentials, Error> {
         "authorized_user" => Ok(Credentials::AuthorizedUser(AuthorizedUser::from_json(
             v, origin,
         )?)),
-        "external_account"
-        | "impersonated_service_account"
-        | "external_account_authorized_user" => Err(origin.err(format!(
+        "external_account" => Ok(Credentials::ExternalAccount(ExternalAccount::from_json(
+            v, origin,
+        )?)),
+        "impersonated_service_account" => Ok(Credentials::Impersonated(Impersonated::from_json(
+            v, origin,
+        )?)),
+        "external_account_authorized_user" => Err(origin.err(format!(
             "has type `{kind}`, which docker-credential-gar does not support yet; \
-                 use a service_account or authorized_user file, or `gcloud auth login`"
+                 use a service_account, authorized_user, external_account or impersonated_service_account file, \
+                 or `gcloud auth login`"
         ))),
         other => Err(origin.err(format!(
             "has type `{}`, which is not a Google credentials type",

@@ -1,18 +1,24 @@
 //! Where tokens come from: one file per source, and the chain that picks one.
 //!
-//! Order (as Google's own tools): `GOOGLE_OAUTH_ACCESS_TOKEN`,
-//! `GOOGLE_APPLICATION_CREDENTIALS`, the gcloud CLI, the ADC file, the metadata
-//! server. `GAR_TOKEN_SOURCE=env|adc|gcloud|metadata` forces one. The first
+//! Order (as Google's own tools, plus our opt-in GitHub mode):
+//! `GOOGLE_OAUTH_ACCESS_TOKEN`, the built-in GitHub Actions OIDC mode (when
+//! `GAR_WORKLOAD_IDENTITY_PROVIDER` is set), `GOOGLE_APPLICATION_CREDENTIALS`, the
+//! gcloud CLI, the ADC file, the metadata server.
+//! `GAR_TOKEN_SOURCE=env|github|adc|gcloud|metadata` forces one. The first
 //! source that is configured is used; if it then fails, that failure is the
 //! answer: we never silently switch to another identity.
 
 pub mod authorized_user;
 pub mod credentials_file;
 pub mod env_token;
+pub mod external_account;
 pub mod gcloud;
+pub mod github_oidc;
+pub mod impersonated;
 pub mod metadata;
 pub mod oauth;
 pub mod service_account;
+pub mod subject_token;
 
 use std::path::PathBuf;
 
@@ -31,6 +37,8 @@ pub const FORCE: &str = "GAR_TOKEN_SOURCE";
 pub enum Choice {
     /// A token given in the environment.
     Env(Token),
+    /// The built-in GitHub Actions OIDC mode (`GAR_WORKLOAD_IDENTITY_PROVIDER`).
+    Github(external_account::ExternalAccount),
     /// A credentials file (`GOOGLE_APPLICATION_CREDENTIALS` or the ADC file).
     File(Credentials),
     /// The gcloud CLI.
@@ -82,6 +90,17 @@ fn forced(which: &str) -> Result<Choice, Error> {
                 "set it, or unset GAR_TOKEN_SOURCE",
             )
         }),
+        "github" => {
+            if github_oidc::configured() {
+                github_oidc::from_env().map(Choice::Github)
+            } else {
+                Err(unconfigured(
+                    "GAR_WORKLOAD_IDENTITY_PROVIDER is not set",
+                    "set it to projects/NUMBER/locations/global/workloadIdentityPools/POOL/providers/PROVIDER, \
+                     or unset GAR_TOKEN_SOURCE",
+                ))
+            }
+        }
         "adc" => {
             if let Some(p) = env_nonempty(GAC) {
                 return load_gac(p);
@@ -115,7 +134,8 @@ fn forced(which: &str) -> Result<Choice, Error> {
             forced: true,
         }),
         other => Err(Error::BadInput(format!(
-            "{FORCE}={} is not a source; use env, adc, gcloud or metadata (or unset it)",
+            "{FORCE}={} is not a source; use env, adc, gcloud or metadata, or github for the \
+             built-in GitHub Actions mode (or unset it)",
             crate::http::sanitize(other)
         ))),
     }
@@ -131,6 +151,15 @@ pub fn choose() -> Result<Choice, Error> {
         return Ok(Choice::Env(t));
     }
     tried.push(format!("{} is not set", env_token::VAR));
+    if github_oidc::configured() {
+        return github_oidc::from_env().map(Choice::Github);
+    }
+    if github_oidc::github_oidc_available() {
+        tried.push(format!(
+            "{} is not set (GitHub offers ID tokens to this job)",
+            github_oidc::PROVIDER_VAR
+        ));
+    }
     if let Some(p) = env_nonempty(GAC) {
         return load_gac(p);
     }
@@ -160,8 +189,8 @@ impl Choice {
     pub fn identity(&self) -> Option<String> {
         match self {
             Choice::Env(_) => None,
-            Choice::File(Credentials::ServiceAccount(s)) => Some(s.identity()),
-            Choice::File(Credentials::AuthorizedUser(u)) => Some(u.identity()),
+            Choice::Github(x) => Some(x.identity()),
+            Choice::File(c) => Some(c.identity()),
             Choice::Gcloud(g) => Some(g.identity()),
             Choice::Metadata { server, .. } => Some(server.identity()),
         }
@@ -171,8 +200,8 @@ impl Choice {
     pub fn fetch(&self) -> Result<Token, Error> {
         match self {
             Choice::Env(t) => Ok(t.clone()),
-            Choice::File(Credentials::ServiceAccount(s)) => s.fetch(),
-            Choice::File(Credentials::AuthorizedUser(u)) => u.fetch(),
+            Choice::Github(x) => x.fetch(),
+            Choice::File(c) => c.fetch(),
             Choice::Gcloud(g) => g.fetch(),
             Choice::Metadata {
                 server,

@@ -1,6 +1,9 @@
 //! A fake of the Google endpoints the helper talks to: the OAuth token endpoint
-//! (`POST /token`) and the GCE metadata server (`/computeMetadata/v1/...`), on one
-//! loopback port, plus makers of credentials files in Google's real formats.
+//! (`POST /token`), the GCE metadata server (`/computeMetadata/v1/...`), STS
+//! (`POST /v1/token`, RFC 8693 token exchange), IAM Credentials
+//! (`POST /v1/projects/-/serviceAccounts/<sa>:generateAccessToken`) and a
+//! GitHub-Actions-like OIDC token URL (`GET /oidc?…&audience=…`), on one loopback
+//! port, plus makers of credentials files in Google's real formats.
 //!
 //! Every request is counted per path and recorded; every token, refresh token,
 //! client secret and private key it hands out is registered for the leak check.
@@ -28,6 +31,18 @@ pub const METADATA_EMAIL_PATH: &str = "/computeMetadata/v1/instance/service-acco
 /// The body of every rejected JWT grant.
 pub const INVALID_JWT_BODY: &str =
     r#"{"error":"invalid_grant","error_description":"Invalid JWT Signature."}"#;
+/// The STS path (`token_url` of `external_account` files).
+pub const STS_PATH: &str = "/v1/token";
+/// The GitHub-like OIDC token path.
+pub const OIDC_PATH: &str = "/oidc";
+/// The token-exchange grant type STS requires.
+pub const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+/// The token type STS hands out.
+pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
+/// The subject-token type of an OIDC ID token.
+pub const JWT_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
+/// The issuer of the fake GitHub OIDC tokens.
+pub const GITHUB_ISSUER: &str = "https://token.actions.githubusercontent.com";
 /// The body of a rejected refresh-token grant.
 pub const INVALID_REFRESH_BODY: &str =
     r#"{"error":"invalid_grant","error_description":"Token has been expired or revoked."}"#;
@@ -278,6 +293,24 @@ pub enum Grant {
     RefreshToken,
     /// The metadata server.
     Metadata,
+    /// An STS token exchange (Workload Identity Federation).
+    Sts,
+    /// IAM Credentials `generateAccessToken` (impersonation).
+    Impersonation,
+}
+
+/// A subject token the fake's STS accepts (issued by [`OIDC_PATH`] or made with
+/// [`FakeGoogle::subject_token`]).
+#[derive(Clone, Debug)]
+pub struct SubjectToken {
+    /// The token.
+    pub token: String,
+    /// Its `sub` claim.
+    pub sub: String,
+    /// Its `aud` claim.
+    pub aud: String,
+    /// Its `exp` claim.
+    pub exp: u64,
 }
 
 /// A token the fake handed out.
@@ -345,6 +378,14 @@ struct State {
     service_accounts: HashMap<String, Vec<u8>>,
     users: Vec<UserEntry>,
     audiences: Vec<String>,
+    sts_expires_in: u64,
+    subject_tokens: Vec<SubjectToken>,
+    oidc_issued: Vec<String>,
+    denied_subjects: Vec<String>,
+    iam_denied: bool,
+    iam_expire_offset: i64,
+    github_request_token: String,
+    github_sub: String,
 }
 
 static SEQ: AtomicU64 = AtomicU64::new(1);
@@ -396,6 +437,18 @@ impl FakeGoogle {
             service_accounts: HashMap::new(),
             users: Vec::new(),
             audiences: vec![token_url],
+            sts_expires_in: 3600,
+            subject_tokens: Vec::new(),
+            oidc_issued: Vec::new(),
+            denied_subjects: Vec::new(),
+            iam_denied: false,
+            iam_expire_offset: 0,
+            github_request_token: {
+                let t = format!("fake-gh-request-{}", random_hex(20));
+                register_secret(SecretKind::ClientSecret, &t);
+                t
+            },
+            github_sub: "repo:nav/app:ref:refs/heads/main".to_owned(),
         }));
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
@@ -541,6 +594,63 @@ impl FakeGoogle {
     /// Forgets a service account: later JWT grants from it get `invalid_grant`.
     pub fn delete_service_account(&self, client_email: &str) {
         lock(&self.state).service_accounts.remove(client_email);
+    }
+
+    // -- Workload Identity Federation: STS, IAM Credentials, GitHub-like OIDC --
+
+    /// `http://127.0.0.1:PORT/v1/token`: the STS endpoint (`token_url`, `GAR_STS_URL`).
+    pub fn sts_url(&self) -> String {
+        format!("{}{STS_PATH}", self.url())
+    }
+    /// The IAM Credentials base URL (`GAR_IAM_CREDENTIALS_URL`).
+    pub fn iam_url(&self) -> String {
+        self.url()
+    }
+    /// The path of `generateAccessToken` for `sa`.
+    pub fn impersonation_path(sa: &str) -> String {
+        format!("/v1/projects/-/serviceAccounts/{sa}:generateAccessToken")
+    }
+    /// `service_account_impersonation_url` for `sa`.
+    pub fn impersonation_url(&self, sa: &str) -> String {
+        format!("{}{}", self.url(), Self::impersonation_path(sa))
+    }
+    /// `ACTIONS_ID_TOKEN_REQUEST_URL`: the OIDC token URL with GitHub's query.
+    pub fn oidc_request_url(&self) -> String {
+        format!("{}{OIDC_PATH}?api-version=2.0", self.url())
+    }
+    /// `ACTIONS_ID_TOKEN_REQUEST_TOKEN`: the bearer the OIDC URL requires (a secret).
+    pub fn github_request_token(&self) -> String {
+        lock(&self.state).github_request_token.clone()
+    }
+    /// The `sub` of the OIDC tokens (default `repo:nav/app:ref:refs/heads/main`).
+    pub fn set_github_sub(&self, sub: &str) {
+        lock(&self.state).github_sub = sub.to_owned();
+    }
+    /// The OIDC tokens handed out, in order.
+    pub fn oidc_issued(&self) -> Vec<String> {
+        lock(&self.state).oidc_issued.clone()
+    }
+    /// A new subject token (JWT-shaped, unique) with these claims that STS accepts,
+    /// as a Kubernetes or GitLab token written to a file would be. Registered as a secret.
+    pub fn subject_token(&self, sub: &str, aud: &str) -> String {
+        let mut st = lock(&self.state);
+        mint_subject_token(&mut st, "https://fake-idp.example", sub, aud)
+    }
+    /// The `expires_in` of STS answers (default 3600; 300 for a direct-federation run).
+    pub fn set_sts_expires_in(&self, secs: u64) {
+        lock(&self.state).sts_expires_in = secs;
+    }
+    /// Makes the provider's attribute condition reject subject tokens with this `sub`.
+    pub fn deny_subject(&self, sub: &str) {
+        lock(&self.state).denied_subjects.push(sub.to_owned());
+    }
+    /// Answers every `generateAccessToken` with 403 `PERMISSION_DENIED`.
+    pub fn set_iam_permission_denied(&self, on: bool) {
+        lock(&self.state).iam_denied = on;
+    }
+    /// Shifts the `expireTime` IAM answers by this many seconds (a skewed server).
+    pub fn set_iam_expire_offset(&self, secs: i64) {
+        lock(&self.state).iam_expire_offset = secs;
     }
 
     /// A new service account the fake trusts, as a key file with this `token_uri`.
@@ -743,6 +853,14 @@ fn handle(mut req: tiny_http::Request, state: &Mutex<State>) {
 fn route(r: &RecordedRequest, state: &Mutex<State>) -> Reply {
     match (r.method.as_str(), r.path.as_str()) {
         ("POST", "/token") => token_endpoint(r, state),
+        ("POST", STS_PATH) => sts(r, state),
+        ("POST", p)
+            if p.starts_with("/v1/projects/-/serviceAccounts/")
+                && p.ends_with(":generateAccessToken") =>
+        {
+            generate_access_token(r, state)
+        }
+        ("GET", OIDC_PATH) => oidc(r, state),
         ("GET", p) if p == "/" || p.starts_with("/computeMetadata") => metadata(r, state),
         _ => Reply::text(
             404,
@@ -1001,4 +1119,325 @@ fn metadata(r: &RecordedRequest, state: &Mutex<State>) -> Reply {
         }
     };
     if impostor { reply } else { reply.metadata() }
+}
+
+// ---------------------------------------------------------------------------
+// Workload Identity Federation: STS, IAM Credentials, OIDC
+// ---------------------------------------------------------------------------
+
+fn mint_subject_token(st: &mut State, iss: &str, sub: &str, aud: &str) -> String {
+    let now = now_unix();
+    let exp = now + 300;
+    let header = json!({"alg": "RS256", "kid": "fake-oidc-kid", "typ": "JWT"});
+    let claims = json!({
+        "iss": iss,
+        "sub": sub,
+        "aud": aud,
+        "jti": format!("{}-{}", next_seq(), random_hex(8)),
+        "iat": now,
+        "nbf": now,
+        "exp": exp,
+    });
+    let token = format!(
+        "{}.{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string()),
+        URL_SAFE_NO_PAD.encode(random_hex(32))
+    );
+    register_secret(SecretKind::IdToken, &token);
+    st.subject_tokens.push(SubjectToken {
+        token: token.clone(),
+        sub: sub.to_owned(),
+        aud: aud.to_owned(),
+        exp,
+    });
+    token
+}
+
+fn oidc(r: &RecordedRequest, state: &Mutex<State>) -> Reply {
+    let mut st = lock(state);
+    let expected = format!("Bearer {}", st.github_request_token);
+    if r.header("authorization") != Some(expected.as_str()) {
+        st.rejections
+            .push("OIDC: missing or wrong request token".into());
+        return Reply::json(
+            401,
+            r#"{"message":"Unable to get ACTIONS_ID_TOKEN_REQUEST_URL env variable or the token is invalid"}"#,
+        );
+    }
+    let aud = r
+        .query("audience")
+        .unwrap_or_else(|| "https://github.com/nav".to_owned());
+    let sub = st.github_sub.clone();
+    let token = mint_subject_token(&mut st, GITHUB_ISSUER, &sub, &aud);
+    st.oidc_issued.push(token.clone());
+    Reply::json(200, json!({"count": 1, "value": token}).to_string())
+}
+
+fn sts_reject(state: &Mutex<State>, why: String, error: &str, description: &str) -> Reply {
+    lock(state).rejections.push(format!("STS: {why}"));
+    Reply::json(
+        400,
+        json!({"error": error, "error_description": description}).to_string(),
+    )
+}
+
+fn sts(r: &RecordedRequest, state: &Mutex<State>) -> Reply {
+    if r.form("grant_type") != Some(TOKEN_EXCHANGE) {
+        return sts_reject(
+            state,
+            format!("grant_type {:?}", r.form("grant_type")),
+            "unsupported_grant_type",
+            "Invalid grant_type.",
+        );
+    }
+    if r.form("requested_token_type") != Some(ACCESS_TOKEN_TYPE) {
+        return sts_reject(
+            state,
+            "requested_token_type".into(),
+            "invalid_request",
+            "Invalid requested_token_type.",
+        );
+    }
+    let scope = r.form("scope").unwrap_or_default();
+    if !scope.split_whitespace().any(|s| s == CLOUD_PLATFORM_SCOPE) {
+        return sts_reject(
+            state,
+            format!("scope {scope:?}"),
+            "invalid_scope",
+            "Invalid scope.",
+        );
+    }
+    let stt = r.form("subject_token_type").unwrap_or_default();
+    if stt != JWT_TOKEN_TYPE && stt != "urn:ietf:params:oauth:token-type:id_token" {
+        return sts_reject(
+            state,
+            format!("subject_token_type {stt:?}"),
+            "invalid_request",
+            "Invalid subject_token_type.",
+        );
+    }
+    let audience = r.form("audience").unwrap_or_default().to_owned();
+    let parts: Vec<&str> = audience
+        .strip_prefix("//iam.googleapis.com/")
+        .unwrap_or("")
+        .split('/')
+        .collect();
+    let shape_ok = matches!(
+        parts.as_slice(),
+        ["projects", n, "locations", _, "workloadIdentityPools", _, "providers", _]
+            if n.chars().all(|c| c.is_ascii_digit())
+    );
+    if !shape_ok {
+        return sts_reject(
+            state,
+            format!("audience {audience:?}"),
+            "invalid_target",
+            "The target service indicated by the \"audience\" parameters is invalid. This might either be because the pool or provider is disabled or deleted or because it doesn't exist.",
+        );
+    }
+    if let Some(o) = r.form("options") {
+        let ok = serde_json::from_str::<Value>(o)
+            .ok()
+            .and_then(|v| {
+                v.get("userProject")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            })
+            .is_some();
+        if !ok {
+            return sts_reject(
+                state,
+                "options".into(),
+                "invalid_request",
+                "Invalid options.",
+            );
+        }
+    }
+    let token = r.form("subject_token").unwrap_or_default();
+    let (known, denied) = {
+        let st = lock(state);
+        (
+            st.subject_tokens.iter().find(|t| t.token == token).cloned(),
+            st.denied_subjects.clone(),
+        )
+    };
+    let Some(subject) = known else {
+        return sts_reject(
+            state,
+            "unknown subject token".into(),
+            "invalid_grant",
+            "Unable to parse the ID Token.",
+        );
+    };
+    let expected_aud = format!("https:{audience}");
+    if subject.aud != expected_aud {
+        return sts_reject(
+            state,
+            format!("aud {:?} is not {expected_aud:?}", subject.aud),
+            "invalid_grant",
+            &format!(
+                "The audience in ID Token [{}] does not match the expected audience.",
+                subject.aud
+            ),
+        );
+    }
+    if subject.exp <= now_unix() {
+        return sts_reject(
+            state,
+            "expired subject token".into(),
+            "invalid_grant",
+            "ID Token issued is stale to sign-in.",
+        );
+    }
+    if denied.contains(&subject.sub) {
+        return sts_reject(
+            state,
+            format!("sub {:?} denied", subject.sub),
+            "unauthorized_client",
+            "The given credential is rejected by the attribute condition.",
+        );
+    }
+    let mut st = lock(state);
+    let access_token = match &st.fixed_token {
+        Some(t) => t.clone(),
+        None => format!("ya29.sts-fake-{:06}-{}", next_seq(), random_hex(12)),
+    };
+    register_secret(SecretKind::AccessToken, &access_token);
+    let expires_in = st.sts_expires_in;
+    st.issued.push(IssuedToken {
+        access_token: access_token.clone(),
+        id_token: None,
+        grant: Grant::Sts,
+        subject: subject.sub.clone(),
+        expires_in,
+        scope: Some(scope.to_owned()),
+    });
+    Reply::json(
+        200,
+        json!({
+            "access_token": access_token,
+            "issued_token_type": ACCESS_TOKEN_TYPE,
+            "token_type": "Bearer",
+            "expires_in": expires_in,
+        })
+        .to_string(),
+    )
+}
+
+fn google_error(status: u16, code_name: &str, message: &str) -> Reply {
+    Reply::json(
+        status,
+        json!({"error": {"code": status, "message": message, "status": code_name}}).to_string(),
+    )
+}
+
+fn generate_access_token(r: &RecordedRequest, state: &Mutex<State>) -> Reply {
+    let sa = r
+        .path
+        .trim_start_matches("/v1/projects/-/serviceAccounts/")
+        .trim_end_matches(":generateAccessToken")
+        .to_owned();
+    let bearer = r
+        .header("authorization")
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .unwrap_or_default()
+        .to_owned();
+    let (known, denied, offset) = {
+        let st = lock(state);
+        (
+            st.issued.iter().any(|t| t.access_token == bearer),
+            st.iam_denied,
+            st.iam_expire_offset,
+        )
+    };
+    let reject = |status: u16, name: &str, why: String, message: &str| {
+        lock(state).rejections.push(format!("IAM: {why}"));
+        google_error(status, name, message)
+    };
+    if !known {
+        return reject(
+            401,
+            "UNAUTHENTICATED",
+            "unknown bearer".into(),
+            "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential.",
+        );
+    }
+    if denied {
+        return reject(
+            403,
+            "PERMISSION_DENIED",
+            "permission denied switch".into(),
+            "Permission 'iam.serviceAccounts.getAccessToken' denied on resource (or it may not exist).",
+        );
+    }
+    let Ok(body) = serde_json::from_str::<Value>(&r.body) else {
+        return reject(
+            400,
+            "INVALID_ARGUMENT",
+            "body is not JSON".into(),
+            "Invalid JSON payload received.",
+        );
+    };
+    let scope_ok = body["scope"]
+        .as_array()
+        .is_some_and(|a| a.iter().any(|s| s == CLOUD_PLATFORM_SCOPE));
+    if !scope_ok {
+        return reject(
+            400,
+            "INVALID_ARGUMENT",
+            format!("scope {}", body["scope"]),
+            "Scope required.",
+        );
+    }
+    let lifetime = body["lifetime"]
+        .as_str()
+        .and_then(|l| l.strip_suffix('s'))
+        .and_then(|l| l.parse::<u64>().ok())
+        .filter(|l| (1..=43200).contains(l));
+    let Some(lifetime) = lifetime else {
+        return reject(
+            400,
+            "INVALID_ARGUMENT",
+            format!("lifetime {}", body["lifetime"]),
+            "Invalid lifetime.",
+        );
+    };
+    if let Some(d) = body.get("delegates") {
+        let ok = d.as_array().is_some_and(|a| {
+            a.iter().all(|x| {
+                x.as_str().is_some_and(|x| {
+                    x.strip_prefix("projects/-/serviceAccounts/")
+                        .is_some_and(|e| e.contains('@') && !e.contains('/'))
+                })
+            })
+        });
+        if !ok {
+            return reject(
+                400,
+                "INVALID_ARGUMENT",
+                format!("delegates {d}"),
+                "Invalid delegates.",
+            );
+        }
+    }
+    let mut st = lock(state);
+    let access_token = format!("ya29.iam-fake-{:06}-{}", next_seq(), random_hex(12));
+    register_secret(SecretKind::AccessToken, &access_token);
+    let expire = (now_unix() as i64 + lifetime as i64 + offset).max(0) as u64;
+    let expire_time =
+        humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_secs(expire))
+            .to_string();
+    st.issued.push(IssuedToken {
+        access_token: access_token.clone(),
+        id_token: None,
+        grant: Grant::Impersonation,
+        subject: sa,
+        expires_in: lifetime,
+        scope: Some(CLOUD_PLATFORM_SCOPE.to_owned()),
+    });
+    Reply::json(
+        200,
+        json!({"accessToken": access_token, "expireTime": expire_time}).to_string(),
+    )
 }
