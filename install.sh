@@ -3,6 +3,7 @@
 # points docker at it for the Artifact Registry host(s). Safe to run again.
 #
 #   ./install.sh [--prefix DIR] [--registries HOST[,HOST...]]
+#   ./install.sh --uninstall [--prefix DIR] [--registries HOST[,HOST...]]
 #
 # PREFIX defaults to $PREFIX, then ~/.local; CARGO_TARGET_DIR is respected.
 set -euo pipefail
@@ -13,16 +14,23 @@ readonly PULL_EXAMPLE=europe-north1-docker.pkg.dev/cgr-nav/pull-through/nav.no/j
 usage() {
 	cat <<EOF
 Usage: ./install.sh [--prefix DIR] [--registries HOST[,HOST...]]
+       ./install.sh --uninstall [--prefix DIR] [--registries HOST[,HOST...]]
 
 Builds $NAME from this checkout (cargo build --release --locked),
 installs it as PREFIX/bin/$NAME, and runs
 '$NAME configure-docker' so that docker uses it for the registry
 host(s). Running it again is safe.
 
+With --uninstall: runs '$NAME configure-docker --remove' first (only
+its own entries leave docker's config.json; with --registries, only those hosts),
+then removes PREFIX/bin/$NAME. Credentials stored by 'docker login' and
+cached tokens are left in place; the script says where they are.
+
 Options:
   --prefix DIR                 install into DIR/bin (default: \$PREFIX, else ~/.local)
   --registries HOST[,HOST...]  hosts to configure in docker's config.json
                                (default: europe-north1-docker.pkg.dev)
+  --uninstall                  undo an install (see above)
   -h, --help                   print this help
 
 Environment: PREFIX, CARGO_TARGET_DIR, DOCKER_CONFIG (docker's config directory).
@@ -43,7 +51,7 @@ usage_error() {
 
 # --- command line ---------------------------------------------------------------
 
-action=install # the place for a later --uninstall
+action=install
 prefix="${PREFIX:-}"
 registries=""
 registries_given=false
@@ -68,6 +76,10 @@ while [ $# -gt 0 ]; do
 	--registries=*)
 		registries="${1#--registries=}"
 		registries_given=true
+		shift
+		;;
+	--uninstall)
+		action=uninstall
 		shift
 		;;
 	-h | --help)
@@ -165,6 +177,43 @@ next_steps() {
 	say "server when running on Google Cloud."
 }
 
+# Takes our entries out of docker's config (with the installed binary, else the one
+# on PATH), then removes the installed binary. Safe to run again.
+uninstall() {
+	local bindir_abs="$prefix/bin"
+	local target="$bindir_abs/$NAME"
+	local helper=""
+	if [ -x "$target" ]; then
+		helper="$target"
+	elif command -v "$NAME" >/dev/null 2>&1; then
+		helper="$(command -v "$NAME")"
+	fi
+
+	local args=(configure-docker --remove)
+	if $registries_given; then
+		args+=(--registries "$registries")
+	fi
+	if [ -n "$helper" ]; then
+		"$helper" "${args[@]}" ||
+			die "'$helper ${args[*]}' failed (see above); fix that and run install.sh --uninstall again (nothing was removed)"
+	else
+		warn "warning: no $NAME found in $bindir_abs or on PATH, so docker's config.json was not changed; remove the \"gar\" entries under \"credHelpers\" (and \"credsStore\": \"gar\") by hand"
+	fi
+
+	if [ -e "$target" ] || [ -L "$target" ]; then
+		rm -f "$target" || die "cannot remove $target"
+		say "Removed $target"
+	else
+		say "$target is not installed; nothing to remove there"
+	fi
+	local other
+	other="$(command -v "$NAME" 2>/dev/null || true)"
+	if [ -n "$other" ] && [ "$other" != "$target" ]; then
+		warn "warning: another $NAME is still on PATH: $other"
+	fi
+	say "Left in place: credentials stored by 'docker login' (OS keyring item \"$NAME\", or \${GAR_CONFIG_DIR:-~/.config/$NAME}) and cached tokens (\${GAR_CACHE_DIR:-~/.cache/$NAME}); 'docker logout HOST' before uninstalling removes a stored login, and the cache directory can be deleted."
+}
+
 case "$action" in
 install)
 	build
@@ -172,5 +221,8 @@ install)
 	configure_docker
 	check_path
 	next_steps
+	;;
+uninstall)
+	uninstall
 	;;
 esac

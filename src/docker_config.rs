@@ -13,7 +13,12 @@
 //!   over it; a symlinked `config.json` is followed and its target replaced, and the
 //!   file keeps its mode (a new file gets 0600, a new directory 0700);
 //! - a file that is not valid JSON, or whose top level or `credHelpers` is not an
-//!   object, is left untouched and reported with the fix.
+//!   object, is left untouched and reported with the fix;
+//! - `--creds-store` sets `"credsStore": "gar"` (every registry then asks us);
+//! - `--remove` takes out only what is ours: `credHelpers` entries mapped to
+//!   `gar` (all of them, or the `--registries` given) and `"credsStore": "gar"`.
+//!
+//! [`routes`] reads the same file for `doctor`: which helper docker asks for a host.
 
 use std::ffi::OsString;
 use std::fs;
@@ -32,23 +37,31 @@ pub const DEFAULT_REGISTRY: &str = "europe-north1-docker.pkg.dev";
 pub const HELPER: &str = "gar";
 
 /// The one-line synopsis, used in usage errors.
-const SYNOPSIS: &str =
-    "usage: docker-credential-gar configure-docker [--registries HOST[,HOST...]]";
+const SYNOPSIS: &str = "usage: docker-credential-gar configure-docker [--registries HOST[,HOST...]] [--creds-store] [--remove]";
 
 /// What `configure-docker --help` prints.
 const HELP: &str = "\
 Usage: docker-credential-gar configure-docker [--registries HOST[,HOST...]]
+       docker-credential-gar configure-docker --creds-store [--registries HOST[,HOST...]]
+       docker-credential-gar configure-docker --remove [--registries HOST[,HOST...]]
 
 Makes docker use docker-credential-gar for the given Artifact Registry hosts by
 mapping each of them to \"gar\" under \"credHelpers\" in $DOCKER_CONFIG/config.json
 (~/.docker/config.json when DOCKER_CONFIG is not set). The file and its directory
 are created if missing; every other setting is kept, and running it again changes
-nothing.
+nothing. A host mapped to another helper (e.g. gcloud) is switched, with a notice.
 
 Options:
   --registries HOST[,HOST...]  hosts to configure, comma-separated
                                (default: europe-north1-docker.pkg.dev); an image
                                path or URL is reduced to its host
+  --creds-store                set \"credsStore\": \"gar\" instead, so docker asks
+                               docker-credential-gar for every registry (docker
+                               login then stores in the OS keyring); with
+                               --registries, those hosts are mapped as well
+  --remove                     take out what is ours: every credHelpers entry
+                               mapped to gar (or only the --registries given) and
+                               \"credsStore\": \"gar\"; nothing else changes
   -h, --help                   print this help";
 
 /// How many symlinks are followed before giving up, like the kernel's ELOOP limit.
@@ -62,30 +75,31 @@ const BOM: &[u8] = b"\xEF\xBB\xBF";
 /// Prints one line per host on stdout (`configured …` or `already configured …`) and
 /// notices (a reduced host name, a host taken over from another helper) on stderr.
 pub fn run(args: &[OsString]) -> Result<()> {
-    let registries = match parse_args(args)? {
+    let (registries, creds_store) = match parse_args(args)? {
         Command::Help => {
             let _ = writeln!(io::stdout().lock(), "{HELP}");
             return Ok(());
         }
-        Command::Configure(registries) => registries,
+        Command::Remove(registries) => return run_remove(&registries),
+        Command::Configure {
+            registries,
+            creds_store,
+        } => (registries, creds_store),
     };
-    let hosts = hosts_from(&registries)?;
+    // `--creds-store` alone sets only credsStore; otherwise the default host is used.
+    let hosts = if creds_store && registries.is_empty() {
+        Vec::new()
+    } else {
+        hosts_from(&registries)?
+    };
     let config = config_path()?;
-    let outcome = configure(&config, &hosts)?;
+    let outcome = configure(&config, &hosts, creds_store)?;
 
     let mut err = io::stderr().lock();
     for notice in &outcome.notices {
         let _ = writeln!(err, "configure-docker: {notice}");
     }
-    let location = if outcome.file == config {
-        config.display().to_string()
-    } else {
-        format!(
-            "{} (symlink to {})",
-            config.display(),
-            outcome.file.display()
-        )
-    };
+    let location = location(&config, &outcome.file);
     let mut out = io::stdout().lock();
     for (host, status) in &outcome.hosts {
         let already = if matches!(status, Status::Already) {
@@ -94,6 +108,52 @@ pub fn run(args: &[OsString]) -> Result<()> {
             ""
         };
         let _ = writeln!(out, "{already}configured {host} -> {HELPER} in {location}");
+    }
+    if let Some(status) = &outcome.creds_store {
+        let already = if matches!(status, Status::Already) {
+            "already "
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            out,
+            "{already}configured credsStore -> {HELPER} in {location}"
+        );
+    }
+    Ok(())
+}
+
+fn location(config: &Path, file: &Path) -> String {
+    if file == config {
+        config.display().to_string()
+    } else {
+        format!("{} (symlink to {})", config.display(), file.display())
+    }
+}
+
+/// `configure-docker --remove [--registries …]`.
+fn run_remove(registries: &[String]) -> Result<()> {
+    let only = if registries.is_empty() {
+        None
+    } else {
+        Some(hosts_from(registries)?)
+    };
+    let config = config_path()?;
+    let outcome = remove(&config, only.as_deref())?;
+    let mut err = io::stderr().lock();
+    for notice in &outcome.notices {
+        let _ = writeln!(err, "configure-docker: {notice}");
+    }
+    let location = location(&config, &outcome.file);
+    let mut out = io::stdout().lock();
+    if outcome.removed.is_empty() {
+        let _ = writeln!(
+            out,
+            "nothing of docker-credential-gar to remove in {location}"
+        );
+    }
+    for what in &outcome.removed {
+        let _ = writeln!(out, "removed {what} -> {HELPER} from {location}");
     }
     Ok(())
 }
@@ -104,8 +164,15 @@ enum Command {
     /// `--help`.
     Help,
     /// Configure these `--registries` entries (each possibly comma-separated), or the
-    /// default host when the list is empty.
-    Configure(Vec<String>),
+    /// default host when the list is empty; `creds_store` also sets `credsStore`.
+    Configure {
+        /// The `--registries` values.
+        registries: Vec<String>,
+        /// `--creds-store`.
+        creds_store: bool,
+    },
+    /// `--remove`, limited to these `--registries` entries when any are given.
+    Remove(Vec<String>),
 }
 
 /// A usage error: one line, with what was wrong and the synopsis.
@@ -115,11 +182,14 @@ fn usage(problem: impl std::fmt::Display) -> Error {
     ))
 }
 
-/// Parses `[--registries H1,H2]... [--help]`; `--registries` may be repeated.
+/// Parses `[--registries H1,H2]... [--creds-store] [--remove] [--help]`;
+/// `--registries` may be repeated.
 fn parse_args(args: &[OsString]) -> Result<Command> {
     use lexopt::prelude::*;
 
     let mut registries = Vec::new();
+    let mut creds_store = false;
+    let mut remove = false;
     let mut parser = lexopt::Parser::from_args(args.iter().cloned());
     while let Some(arg) = parser.next().map_err(usage)? {
         match arg {
@@ -133,11 +203,20 @@ fn parse_args(args: &[OsString]) -> Result<Command> {
                 })?;
                 registries.push(value);
             }
+            Long("creds-store") => creds_store = true,
+            Long("remove") => remove = true,
             Short('h') | Long("help") => return Ok(Command::Help),
             _ => return Err(usage(arg.unexpected())),
         }
     }
-    Ok(Command::Configure(registries))
+    match (remove, creds_store) {
+        (true, true) => Err(usage("--remove and --creds-store do not go together")),
+        (true, false) => Ok(Command::Remove(registries)),
+        (false, _) => Ok(Command::Configure {
+            registries,
+            creds_store,
+        }),
+    }
 }
 
 /// Turns the `--registries` values into the hosts to configure: split on commas,
@@ -220,11 +299,13 @@ struct Outcome {
     hosts: Vec<(String, Status)>,
     /// Lines for stderr, to print once the file is safely written.
     notices: Vec<String>,
+    /// What happened to `credsStore`, when `--creds-store` was given.
+    creds_store: Option<Status>,
 }
 
 /// Maps each of `hosts` to [`HELPER`] in the docker config at `config`, writing the
 /// file only if that changes something.
-fn configure(config: &Path, hosts: &[String]) -> Result<Outcome> {
+fn configure(config: &Path, hosts: &[String], creds_store: bool) -> Result<Outcome> {
     let file = follow_symlinks(config)?;
     let existing = read_existing(&file)?;
     let mut root = match &existing {
@@ -232,6 +313,52 @@ fn configure(config: &Path, hosts: &[String]) -> Result<Outcome> {
         None => Map::new(),
     };
 
+    let mut statuses = Vec::new();
+    let mut notices = Vec::new();
+    if !hosts.is_empty() {
+        map_hosts(&file, &mut root, hosts, &mut statuses, &mut notices)?;
+    }
+
+    let store_status = creds_store.then(|| {
+        let status = match root.get("credsStore") {
+            Some(Value::String(h)) if h == HELPER => Status::Already,
+            Some(Value::String(h)) if !h.is_empty() => {
+                notices.push(format!(
+                    "credsStore was {h} (docker-credential-{h}); now {HELPER}: run `docker login` \
+                     again for registries whose credentials {h} kept"
+                ));
+                Status::Switched(format!("docker-credential-{h}"))
+            }
+            _ => Status::Added,
+        };
+        if status != Status::Already {
+            root.insert("credsStore".to_owned(), Value::String(HELPER.to_owned()));
+        }
+        status
+    });
+
+    if statuses.iter().any(|(_, s)| *s != Status::Already)
+        || store_status.as_ref().is_some_and(|s| *s != Status::Already)
+    {
+        let mode = existing.as_ref().map(|(_, meta)| meta);
+        write_atomically(&file, &render(&file, &root)?, mode)?;
+    }
+    Ok(Outcome {
+        file,
+        hosts: statuses,
+        notices,
+        creds_store: store_status,
+    })
+}
+
+/// Maps each of `hosts` to [`HELPER`] under `credHelpers` in `root`.
+fn map_hosts(
+    file: &Path,
+    root: &mut Map<String, Value>,
+    hosts: &[String],
+    statuses: &mut Vec<(String, Status)>,
+    notices: &mut Vec<String>,
+) -> Result<()> {
     let helpers = root
         .entry("credHelpers")
         .or_insert_with(|| Value::Object(Map::new()));
@@ -241,7 +368,7 @@ fn configure(config: &Path, hosts: &[String]) -> Result<Outcome> {
     }
     let Value::Object(helpers) = helpers else {
         return Err(Error::DockerConfig {
-            path: file,
+            path: file.to_path_buf(),
             problem: format!(
                 "\"credHelpers\" is {}, not an object mapping hosts to helper names; \
                  fix or move the file, then run configure-docker again (it was left unchanged)",
@@ -250,8 +377,6 @@ fn configure(config: &Path, hosts: &[String]) -> Result<Outcome> {
         });
     };
 
-    let mut statuses = Vec::new();
-    let mut notices = Vec::new();
     for host in hosts {
         let status = match helpers.get(host) {
             Some(Value::String(h)) if h == HELPER => Status::Already,
@@ -273,13 +398,74 @@ fn configure(config: &Path, hosts: &[String]) -> Result<Outcome> {
         statuses.push((host.clone(), status));
     }
 
-    if statuses.iter().any(|(_, s)| *s != Status::Already) {
-        let mode = existing.as_ref().map(|(_, meta)| meta);
-        write_atomically(&file, &render(&file, &root)?, mode)?;
+    Ok(())
+}
+
+/// The result of [`remove`].
+#[derive(Debug)]
+struct Removed {
+    /// The file that was read (and written if anything changed).
+    file: PathBuf,
+    /// What went: hosts, and `credsStore`.
+    removed: Vec<String>,
+    /// Lines for stderr.
+    notices: Vec<String>,
+}
+
+/// Takes our entries out of the docker config at `config`: `credHelpers` entries
+/// mapped to [`HELPER`] (only those of `only`, when given) and, when `only` is
+/// `None`, `"credsStore": "gar"`. Everything else stays; nothing is written when
+/// nothing is ours.
+fn remove(config: &Path, only: Option<&[String]>) -> Result<Removed> {
+    let file = follow_symlinks(config)?;
+    let Some((bytes, meta)) = read_existing(&file)? else {
+        return Ok(Removed {
+            file,
+            removed: Vec::new(),
+            notices: Vec::new(),
+        });
+    };
+    let mut root = parse(&file, &bytes)?;
+    let mut removed = Vec::new();
+    let mut notices = Vec::new();
+    let mut emptied = false;
+    if let Some(Value::Object(helpers)) = root.get_mut("credHelpers") {
+        let ours: Vec<String> = helpers
+            .iter()
+            .filter(|(h, v)| {
+                v.as_str() == Some(HELPER) && only.is_none_or(|o| o.iter().any(|x| x == *h))
+            })
+            .map(|(h, _)| h.clone())
+            .collect();
+        for h in &ours {
+            helpers.remove(h);
+        }
+        if let Some(only) = only {
+            for h in only.iter().filter(|h| !ours.contains(h)) {
+                notices.push(match helpers.get(h) {
+                    Some(Value::String(other)) => {
+                        format!("{h} is handled by docker-credential-{other}; left as is")
+                    }
+                    _ => format!("{h} was not configured for {HELPER}"),
+                });
+            }
+        }
+        emptied = !ours.is_empty() && helpers.is_empty();
+        removed.extend(ours);
     }
-    Ok(Outcome {
+    if emptied {
+        root.remove("credHelpers");
+    }
+    if only.is_none() && root.get("credsStore").and_then(Value::as_str) == Some(HELPER) {
+        root.remove("credsStore");
+        removed.push("credsStore".to_owned());
+    }
+    if !removed.is_empty() {
+        write_atomically(&file, &render(&file, &root)?, Some(&meta))?;
+    }
+    Ok(Removed {
         file,
-        hosts: statuses,
+        removed,
         notices,
     })
 }
@@ -523,6 +709,92 @@ pub fn gar_hosts() -> Vec<String> {
     }
 }
 
+/// Which helper docker asks for one host, by its config's rules.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "via", content = "helper", rename_all = "camelCase")]
+pub enum Route {
+    /// `credHelpers` maps the host to this helper.
+    CredHelpers(String),
+    /// No `credHelpers` entry; `credsStore` names this helper.
+    CredsStore(String),
+    /// Neither: docker keeps credentials in `config.json` itself.
+    ConfigFile,
+}
+
+impl Route {
+    /// Whether docker asks docker-credential-gar.
+    pub fn is_ours(&self) -> bool {
+        matches!(self, Route::CredHelpers(h) | Route::CredsStore(h) if h == HELPER)
+    }
+}
+
+/// Docker's config as far as credential routing goes.
+#[derive(Clone, Debug, Serialize)]
+pub struct Routes {
+    /// The config file.
+    pub path: PathBuf,
+    /// Whether it exists.
+    pub exists: bool,
+    /// Why it could not be read, if it could not.
+    pub problem: Option<String>,
+    /// `credsStore`, when set.
+    pub creds_store: Option<String>,
+    /// `credHelpers`, host to helper name.
+    pub cred_helpers: std::collections::BTreeMap<String, String>,
+}
+
+impl Routes {
+    /// The helper docker asks for `host` (exact match, as docker does).
+    pub fn route(&self, host: &str) -> Route {
+        if let Some(h) = self.cred_helpers.get(host) {
+            return Route::CredHelpers(h.clone());
+        }
+        match &self.creds_store {
+            Some(s) if !s.is_empty() => Route::CredsStore(s.clone()),
+            _ => Route::ConfigFile,
+        }
+    }
+}
+
+/// Reads docker's config for [`Routes`]; a missing or broken file is described,
+/// not an error.
+pub fn routes() -> Result<Routes> {
+    let path = config_path()?;
+    let mut r = Routes {
+        path: path.clone(),
+        exists: false,
+        problem: None,
+        creds_store: None,
+        cred_helpers: Default::default(),
+    };
+    let bytes = match fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(r),
+        Err(e) => {
+            r.exists = true;
+            r.problem = Some(format!("cannot read it: {e}"));
+            return Ok(r);
+        }
+    };
+    r.exists = true;
+    match parse(&path, &bytes) {
+        Ok(root) => {
+            r.creds_store = root
+                .get("credsStore")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            if let Some(Value::Object(h)) = root.get("credHelpers") {
+                r.cred_helpers = h
+                    .iter()
+                    .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned())))
+                    .collect();
+            }
+        }
+        Err(e) => r.problem = Some(e.to_string()),
+    }
+    Ok(r)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -568,12 +840,30 @@ mod tests {
         let args = |v: &[&str]| v.iter().map(OsString::from).collect::<Vec<_>>();
         assert_eq!(
             parse_args(&args(&["--registries=a,b"])).unwrap(),
-            Command::Configure(vec!["a,b".into()])
+            Command::Configure {
+                registries: vec!["a,b".into()],
+                creds_store: false
+            }
         );
         assert_eq!(
             parse_args(&args(&["--registries", "a", "--registries", "b"])).unwrap(),
-            Command::Configure(vec!["a".into(), "b".into()])
+            Command::Configure {
+                registries: vec!["a".into(), "b".into()],
+                creds_store: false
+            }
         );
+        assert_eq!(
+            parse_args(&args(&["--creds-store"])).unwrap(),
+            Command::Configure {
+                registries: vec![],
+                creds_store: true
+            }
+        );
+        assert_eq!(
+            parse_args(&args(&["--remove", "--registries", "a"])).unwrap(),
+            Command::Remove(vec!["a".into()])
+        );
+        assert!(parse_args(&args(&["--remove", "--creds-store"])).is_err());
         assert_eq!(parse_args(&args(&["-h"])).unwrap(), Command::Help);
         assert!(parse_args(&args(&["--registries"])).is_err());
         assert!(parse_args(&args(&["--nope"])).is_err());

@@ -8,10 +8,14 @@
 
 pub mod cache;
 pub mod docker_config;
+pub mod doctor;
 pub mod error;
 pub mod http;
+pub mod log;
+pub mod print_token;
 pub mod protocol;
 pub mod proxy;
 pub mod registry;
 pub mod sources;
+pub mod store;
 pub mod token;

@@ -7,7 +7,9 @@ cd "$(dirname "$0")/.."
 
 # skopeo and docker-registry are the real client and registry of the end-to-end
 # tests; htpasswd (apache2-utils) and openssl set up the registry's auth and TLS.
-pkgs=(skopeo docker-registry apache2-utils openssl ca-certificates)
+# dbus, gnome-keyring and libsecret-tools (secret-tool) are the real Secret Service
+# of the keyring-backed store tests.
+pkgs=(skopeo docker-registry apache2-utils openssl ca-certificates dbus gnome-keyring libsecret-tools)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

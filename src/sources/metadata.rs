@@ -76,3 +76,20 @@ impl Metadata {
         }
     }
 }
+
+impl Metadata {
+    /// The default service account's email, asked of the server (for `doctor`;
+    /// one request with the same connect bound as a token request).
+    pub fn email(&self) -> Result<String, String> {
+        let url = format!(
+            "http://{}/computeMetadata/v1/instance/service-accounts/default/?recursive=true",
+            self.host
+        );
+        let v = crate::http::metadata_get(&url, CONNECT_TIMEOUT).map_err(|e| e.to_string())?;
+        v.get("email")
+            .and_then(serde_json::Value::as_str)
+            .filter(|e| !e.is_empty())
+            .map(str::to_owned)
+            .ok_or_else(|| format!("{url} answered without an email"))
+    }
+}

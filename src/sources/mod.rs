@@ -11,6 +11,7 @@
 pub mod authorized_user;
 pub mod credentials_file;
 pub mod env_token;
+pub mod explain;
 pub mod external_account;
 pub mod gcloud;
 pub mod github_oidc;

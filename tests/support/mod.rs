@@ -25,6 +25,7 @@
 
 pub mod fake_google;
 pub mod gcloud;
+pub mod keyring;
 pub mod proxy;
 pub mod registry;
 
