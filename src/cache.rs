@@ -208,22 +208,27 @@ impl Cache {
     /// Takes the refresh lock, waiting at most [`LOCK_WAIT`]; `None` past it.
     fn lock(&self, identity: &str) -> Option<File> {
         let f = self.open_lock(identity).ok()?;
-        let deadline = Instant::now() + LOCK_WAIT;
-        let mut pause = Duration::from_millis(1);
-        loop {
-            match f.try_lock() {
-                Ok(()) => return Some(f),
-                Err(fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
-                    std::thread::sleep(pause);
-                    pause = (pause * 2).min(Duration::from_millis(20));
-                }
-                Err(fs::TryLockError::WouldBlock) => {
-                    warn(
-                        "another docker-credential-gar is still refreshing after 10 s; fetching a token without waiting",
-                    );
-                    return None;
-                }
-                Err(fs::TryLockError::Error(_)) => return None,
+        match f.try_lock() {
+            Ok(()) => return Some(f),
+            Err(fs::TryLockError::WouldBlock) => {}
+            Err(fs::TryLockError::Error(_)) => return None,
+        }
+        // Someone is refreshing. Block on the lock in a helper thread so we wake the
+        // moment it is released, but give up waiting after LOCK_WAIT. flock belongs
+        // to the open file description, which the clone shares with `f`.
+        let waiter = f.try_clone().ok()?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(waiter.lock().is_ok());
+        });
+        match rx.recv_timeout(LOCK_WAIT) {
+            Ok(true) => Some(f),
+            Ok(false) => None,
+            Err(_) => {
+                warn(
+                    "another docker-credential-gar is still refreshing after 10 s; fetching a token without waiting",
+                );
+                None
             }
         }
     }
@@ -237,8 +242,10 @@ impl Cache {
         fetch: impl FnOnce() -> Result<Token>,
     ) -> Result<Token> {
         if let Some(t) = self.lookup(identity) {
+            crate::log::info(format_args!("cache hit ({} s left)", remaining(&t)));
             return Ok(t);
         }
+        crate::log::info(format_args!("cache miss; minting"));
         if let Err(e) = self.ensure_dir() {
             warn(&format!(
                 "token cache {} is unusable ({e}); continuing without it",
@@ -248,9 +255,18 @@ impl Cache {
         }
         let _guard = self.lock(identity);
         if let Some(t) = self.lookup(identity) {
+            crate::log::info(format_args!(
+                "another process refreshed the token; cache hit"
+            ));
             return Ok(t);
         }
+        let started = Instant::now();
         let t = fetch()?;
+        crate::log::info(format_args!(
+            "minted in {} ms, valid {} s",
+            started.elapsed().as_millis(),
+            remaining(&t)
+        ));
         if let Err(e) = self.write(identity, &t) {
             warn(&format!(
                 "could not write the token cache in {} ({e}); the next call will mint again",
@@ -264,5 +280,89 @@ impl Cache {
     /// Drops the cached token for `identity` (used by `erase`).
     pub fn remove(&self, identity: &str) {
         let _ = fs::remove_file(self.entry_path(identity));
+    }
+}
+
+/// Seconds left on a token (for the log).
+fn remaining(t: &Token) -> u64 {
+    t.expires_at.map_or(0, |e| e.saturating_sub(token::now()))
+}
+
+/// One cached token as `doctor` shows it: never the token itself.
+#[derive(Clone, Debug, Serialize)]
+pub struct EntryInfo {
+    /// The file (its name is a hash of the source identity).
+    pub file: PathBuf,
+    /// Unix time at which the token expires.
+    pub expires_at: u64,
+    /// Seconds until then (0 when expired).
+    pub remaining: u64,
+    /// The token's whole lifetime in seconds.
+    pub lifetime: u64,
+    /// Whether `get` would still hand it out.
+    pub fresh: bool,
+}
+
+impl EntryInfo {
+    /// Whether this entry holds the token of `identity`.
+    pub fn belongs_to(&self, identity: &str) -> bool {
+        self.file
+            .file_stem()
+            .is_some_and(|s| s.to_string_lossy() == stem(identity))
+    }
+}
+
+impl Cache {
+    /// Every valid entry, soonest expiry first (read-only; files that are not
+    /// ours or not in the current format are left out).
+    pub fn entries(&self) -> Vec<EntryInfo> {
+        let Ok(rd) = fs::read_dir(&self.dir) else {
+            return Vec::new();
+        };
+        let now = token::now();
+        let mut out: Vec<EntryInfo> = rd
+            .flatten()
+            .filter_map(|ent| {
+                let name = ent.file_name().to_string_lossy().into_owned();
+                let identity_stem = name.strip_suffix(".json")?;
+                if name.starts_with(TEMP_PREFIX) || identity_stem.is_empty() {
+                    return None;
+                }
+                let path = ent.path();
+                let mut f = OpenOptions::new()
+                    .read(true)
+                    .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+                    .open(&path)
+                    .ok()?;
+                let meta = f.metadata().ok()?;
+                if !meta.is_file()
+                    || meta.uid() != euid()
+                    || meta.mode() & 0o077 != 0
+                    || meta.len() > MAX_FILE
+                {
+                    return None;
+                }
+                let mut buf = Vec::new();
+                f.read_to_end(&mut buf).ok()?;
+                let e: Entry = serde_json::from_slice(&buf).ok()?;
+                if e.version != FORMAT_VERSION || e.access_token.is_empty() {
+                    return None;
+                }
+                let t = Token {
+                    secret: String::new(),
+                    expires_at: Some(e.expires_at),
+                    lifetime: e.lifetime,
+                };
+                Some(EntryInfo {
+                    file: path,
+                    expires_at: e.expires_at,
+                    remaining: e.expires_at.saturating_sub(now),
+                    lifetime: e.lifetime,
+                    fresh: t.is_fresh_at(now),
+                })
+            })
+            .collect();
+        out.sort_by_key(|e| e.expires_at);
+        out
     }
 }
