@@ -65,6 +65,14 @@ fn hyperfine(sb: &Sandbox, runs: u32, warmup: u32, commands: &[String]) -> Vec<f
         .collect()
 }
 
+/// A sandbox for timing: no debug log (the tests' default).
+fn bench_sandbox() -> Sandbox {
+    let sb = Sandbox::new();
+    sb.remove_env("GAR_LOG");
+    sb.remove_env("GAR_LOG_FILE");
+    sb
+}
+
 fn input_file(sb: &Sandbox) -> PathBuf {
     sb.write_file("server.txt", HOST)
 }
@@ -146,7 +154,7 @@ fn compare() {
     let mut rows: Vec<Row> = Vec::new();
 
     // Warm get beside the process floor and a Go helper's bare start.
-    let sb = Sandbox::new();
+    let sb = bench_sandbox();
     let key = fake.service_account(&fake.token_url());
     sb.set_env(
         "GOOGLE_APPLICATION_CREDENTIALS",
@@ -209,7 +217,7 @@ fn compare() {
             note: note.to_owned(),
         });
     };
-    let env_sb = Sandbox::new();
+    let env_sb = bench_sandbox();
     env_sb.set_env("GOOGLE_OAUTH_ACCESS_TOKEN", "ya29.bench-env-token");
     cold("env token", &env_sb, 500, "no cache, no network", &mut rows);
     cold(
@@ -219,7 +227,7 @@ fn compare() {
         "RS256 JWT signed each run; fake on loopback http",
         &mut rows,
     );
-    let user_sb = Sandbox::new();
+    let user_sb = bench_sandbox();
     let user = fake.authorized_user(Some(&fake.token_url()));
     user_sb.set_env(
         "GOOGLE_APPLICATION_CREDENTIALS",
@@ -232,7 +240,7 @@ fn compare() {
         "refresh-token grant",
         &mut rows,
     );
-    let md_sb = Sandbox::new();
+    let md_sb = bench_sandbox();
     md_sb.set_env("PATH", md_sb.bin_dir());
     md_sb.set_env("GCE_METADATA_HOST", fake.metadata_host());
     cold("metadata server", &md_sb, 300, "", &mut rows);
@@ -240,7 +248,7 @@ fn compare() {
     // Real gcloud: our gcloud source, and docker-credential-gcloud itself.
     let mut gcloud_peer = None;
     if let Some(gcloud) = real_gcloud("bench_compare") {
-        let g_sb = Sandbox::new();
+        let g_sb = bench_sandbox();
         let env = GcloudEnv::new(&g_sb, gcloud);
         env.use_fake(&fake);
         let k = fake.service_account(&fake.token_url());
@@ -271,7 +279,7 @@ fn compare() {
     }
 
     // 64 concurrent cold gets (a sandbox with the cache on).
-    let sb = Sandbox::new();
+    let sb = bench_sandbox();
     let key = fake.service_account(&fake.token_url());
     sb.set_env(
         "GOOGLE_APPLICATION_CREDENTIALS",

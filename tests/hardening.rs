@@ -666,3 +666,28 @@ fn loopback_check_holds_for_every_server_string_the_binary_sees() {
     }
     assert!(started.elapsed() < Duration::from_secs(60));
 }
+
+// ---------------------------------------------------------------------------
+// Secrets in logs
+// ---------------------------------------------------------------------------
+
+#[test]
+fn every_run_logs_at_debug_into_a_file_the_leak_check_reads() {
+    // The support module runs every process with GAR_LOG=debug into the sandbox's
+    // log file and fails the run if any registered secret shows up there. Check
+    // that the file really fills up, so that check is not vacuous.
+    let fake = FakeGoogle::start();
+    let sb = with_key(&fake);
+    let secret = sb.get(HOST).secret();
+    sb.get(HOST).secret();
+    let log = std::fs::read_to_string(sb.debug_log()).expect("debug log written");
+    assert!(log.lines().count() >= 4, "{log}");
+    assert!(
+        log.contains("cache miss") && log.contains("cache hit"),
+        "{log}"
+    );
+    assert!(!log.contains(&secret));
+    // And the check itself catches a secret in a log line.
+    let leaked = format!("{log}debug get: token {secret}\n");
+    assert!(support::check_no_leaks_with(&support::secrets(), "", &leaked).is_err());
+}

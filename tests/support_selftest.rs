@@ -64,6 +64,8 @@ fn runner_gives_a_clean_sandboxed_environment() {
             "CLOUDSDK_CORE_DISABLE_USAGE_REPORTING",
             "DOCKER_CONFIG",
             "GAR_CACHE_DIR",
+            "GAR_LOG",
+            "GAR_LOG_FILE",
             "GCE_METADATA_HOST",
             "GCE_METADATA_IP",
             "GCE_METADATA_ROOT",

@@ -352,6 +352,11 @@ impl Sandbox {
     pub fn metadata_port(&self) -> u16 {
         self.0.metadata_port
     }
+    /// The debug log every run from this sandbox appends to (see [`Sandbox::base_env`]).
+    pub fn debug_log(&self) -> PathBuf {
+        self.root().join("gar-debug.log")
+    }
+
     /// The sandbox's base `PATH`.
     pub fn path_env(&self) -> OsString {
         self.0.path.clone()
@@ -400,7 +405,17 @@ impl Sandbox {
             "CLOUDSDK_COMPONENT_MANAGER_DISABLE_UPDATE_CHECK",
             "true".into(),
         );
-        for (k, v) in lock(&self.0.extra_env).iter() {
+        // Every run logs at debug level into the sandbox's log file, and every run's
+        // leak check reads that file: no secret may ever appear in a log line.
+        put("GAR_LOG", "debug".into());
+        put("GAR_LOG_FILE", self.debug_log().into());
+        let extra = lock(&self.0.extra_env);
+        if extra.contains_key(OsStr::new("GAR_LOG"))
+            && !extra.contains_key(OsStr::new("GAR_LOG_FILE"))
+        {
+            env.remove(OsStr::new("GAR_LOG_FILE"));
+        }
+        for (k, v) in extra.iter() {
             match v {
                 Some(v) => env.insert(k.clone(), v.clone()),
                 None => env.remove(k),
@@ -570,6 +585,12 @@ impl Helper {
     /// The full environment this run will get.
     pub fn effective_env(&self) -> BTreeMap<OsString, OsString> {
         let mut env = self.sandbox.base_env();
+        // A test that sets GAR_LOG itself wants the log where it says (stderr by default).
+        if self.env.contains_key(OsStr::new("GAR_LOG"))
+            && !self.env.contains_key(OsStr::new("GAR_LOG_FILE"))
+        {
+            env.remove(OsStr::new("GAR_LOG_FILE"));
+        }
         for (k, v) in &self.env {
             match v {
                 Some(v) => env.insert(k.clone(), v.clone()),
@@ -590,6 +611,10 @@ impl Helper {
 
     /// Starts the process and returns at once (for parallel runs).
     pub fn spawn(self) -> Running {
+        let debug_log = self
+            .effective_env()
+            .get(OsStr::new("GAR_LOG_FILE"))
+            .map(PathBuf::from);
         let mut cmd = Command::new(&self.program);
         cmd.args(&self.args)
             .env_clear()
@@ -629,6 +654,7 @@ impl Helper {
             started: Instant::now(),
             timeout: self.timeout,
             leak_check: self.leak_check,
+            debug_log,
             stdin_thread,
             stdout,
             stderr,
@@ -661,6 +687,7 @@ pub struct Running {
     started: Instant,
     timeout: Duration,
     leak_check: bool,
+    debug_log: Option<PathBuf>,
     stdin_thread: Option<JoinHandle<()>>,
     stdout: Option<JoinHandle<Vec<u8>>>,
     stderr: Option<JoinHandle<Vec<u8>>>,
@@ -719,6 +746,19 @@ impl Running {
             && let Err(e) = check_no_leaks(&out.stdout, &out.stderr)
         {
             panic!("SECRET LEAK: {e}\n{}", out.dump());
+        }
+        if self.leak_check
+            && let Some(log) = &self.debug_log
+        {
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            if let Err(e) = check_no_leaks_with(&secrets(), "", &text) {
+                panic!(
+                    "SECRET LEAK in the debug log {}: {}\n{}",
+                    log.display(),
+                    e.replace("on stderr", "in the log"),
+                    out.dump()
+                );
+            }
         }
         out
     }
