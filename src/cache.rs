@@ -14,7 +14,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -74,6 +74,63 @@ fn euid() -> u32 {
     unsafe { libc::geteuid() }
 }
 
+/// Opens (creating it 0600, never through a symlink) and exclusively locks the
+/// lock file at `path`. `Ok(None)` when another process still holds it after
+/// `wait`. The wait blocks in a helper thread, so it ends the moment the holder
+/// lets go (or dies); `flock` belongs to the open file description, which the
+/// clone shares with the returned file.
+pub fn lock_file(path: &Path, wait: Duration) -> std::io::Result<Option<File>> {
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)?;
+    match f.try_lock() {
+        Ok(()) => return Ok(Some(f)),
+        Err(fs::TryLockError::WouldBlock) => {}
+        Err(fs::TryLockError::Error(e)) => return Err(e),
+    }
+    let waiter = f.try_clone()?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(waiter.lock());
+    });
+    match rx.recv_timeout(wait) {
+        Ok(Ok(())) => Ok(Some(f)),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Ok(None),
+    }
+}
+
+/// Reads one cache file: never through a symlink (and never blocking on a FIFO),
+/// only a regular file of ours that nobody else can read, in the current format.
+fn read_entry(path: &Path) -> Option<Token> {
+    let mut f = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .ok()?;
+    let meta = f.metadata().ok()?;
+    if !meta.is_file() || meta.uid() != euid() || meta.mode() & 0o077 != 0 || meta.len() > MAX_FILE
+    {
+        return None;
+    }
+    let mut buf = Vec::with_capacity(meta.len() as usize + 1);
+    f.read_to_end(&mut buf).ok()?;
+    let e: Entry = serde_json::from_slice(&buf).ok()?;
+    if e.version != FORMAT_VERSION || e.access_token.is_empty() {
+        return None;
+    }
+    Some(Token {
+        secret: e.access_token,
+        expires_at: Some(e.expires_at),
+        lifetime: e.lifetime,
+    })
+}
+
 impl Cache {
     /// A cache in `dir` (created lazily on first write).
     pub fn new(dir: PathBuf) -> Self {
@@ -95,30 +152,7 @@ impl Cache {
 
     /// Reads whatever valid entry exists, fresh or not.
     fn read(&self, identity: &str) -> Option<Token> {
-        let mut f = OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-            .open(self.entry_path(identity))
-            .ok()?;
-        let meta = f.metadata().ok()?;
-        if !meta.is_file()
-            || meta.uid() != euid()
-            || meta.mode() & 0o077 != 0
-            || meta.len() > MAX_FILE
-        {
-            return None;
-        }
-        let mut buf = Vec::with_capacity(meta.len() as usize);
-        f.read_to_end(&mut buf).ok()?;
-        let e: Entry = serde_json::from_slice(&buf).ok()?;
-        if e.version != FORMAT_VERSION || e.access_token.is_empty() {
-            return None;
-        }
-        Some(Token {
-            secret: e.access_token,
-            expires_at: Some(e.expires_at),
-            lifetime: e.lifetime,
-        })
+        read_entry(&self.entry_path(identity))
     }
 
     fn ensure_dir(&self) -> std::io::Result<()> {
@@ -194,42 +228,17 @@ impl Cache {
         }
     }
 
-    fn open_lock(&self, identity: &str) -> std::io::Result<File> {
-        OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(self.lock_path(identity))
-    }
-
     /// Takes the refresh lock, waiting at most [`LOCK_WAIT`]; `None` past it.
     fn lock(&self, identity: &str) -> Option<File> {
-        let f = self.open_lock(identity).ok()?;
-        match f.try_lock() {
-            Ok(()) => return Some(f),
-            Err(fs::TryLockError::WouldBlock) => {}
-            Err(fs::TryLockError::Error(_)) => return None,
-        }
-        // Someone is refreshing. Block on the lock in a helper thread so we wake the
-        // moment it is released, but give up waiting after LOCK_WAIT. flock belongs
-        // to the open file description, which the clone shares with `f`.
-        let waiter = f.try_clone().ok()?;
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let _ = tx.send(waiter.lock().is_ok());
-        });
-        match rx.recv_timeout(LOCK_WAIT) {
-            Ok(true) => Some(f),
-            Ok(false) => None,
-            Err(_) => {
+        match lock_file(&self.lock_path(identity), LOCK_WAIT) {
+            Ok(Some(f)) => Some(f),
+            Ok(None) => {
                 warn(
                     "another docker-credential-gar is still refreshing after 10 s; fetching a token without waiting",
                 );
                 None
             }
+            Err(_) => None,
         }
     }
 
@@ -329,35 +338,13 @@ impl Cache {
                     return None;
                 }
                 let path = ent.path();
-                let mut f = OpenOptions::new()
-                    .read(true)
-                    .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-                    .open(&path)
-                    .ok()?;
-                let meta = f.metadata().ok()?;
-                if !meta.is_file()
-                    || meta.uid() != euid()
-                    || meta.mode() & 0o077 != 0
-                    || meta.len() > MAX_FILE
-                {
-                    return None;
-                }
-                let mut buf = Vec::new();
-                f.read_to_end(&mut buf).ok()?;
-                let e: Entry = serde_json::from_slice(&buf).ok()?;
-                if e.version != FORMAT_VERSION || e.access_token.is_empty() {
-                    return None;
-                }
-                let t = Token {
-                    secret: String::new(),
-                    expires_at: Some(e.expires_at),
-                    lifetime: e.lifetime,
-                };
+                let t = read_entry(&path)?;
+                let expires_at = t.expires_at?;
                 Some(EntryInfo {
                     file: path,
-                    expires_at: e.expires_at,
-                    remaining: e.expires_at.saturating_sub(now),
-                    lifetime: e.lifetime,
+                    expires_at,
+                    remaining: expires_at.saturating_sub(now),
+                    lifetime: t.lifetime,
                     fresh: t.is_fresh_at(now),
                 })
             })

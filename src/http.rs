@@ -65,12 +65,7 @@ impl std::fmt::Display for HttpError {
 
 /// The total timeout: `GAR_HTTP_TIMEOUT` seconds (fractions allowed) or the default.
 pub fn total_timeout() -> Duration {
-    std::env::var("GAR_HTTP_TIMEOUT")
-        .ok()
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .filter(|s| s.is_finite() && *s > 0.0 && *s <= 600.0)
-        .map(Duration::from_secs_f64)
-        .unwrap_or(DEFAULT_TIMEOUT)
+    crate::process::duration_from_env("GAR_HTTP_TIMEOUT", DEFAULT_TIMEOUT)
 }
 
 /// True for `localhost` and loopback addresses (127.0.0.0/8, ::1).
@@ -219,36 +214,10 @@ fn json_response(url: &str, resp: ureq::http::Response<ureq::Body>) -> Result<Va
         .limit(MAX_BODY)
         .read_to_string()
         .map_err(|e| transport(url, e))?;
-    let parsed: Option<Value> = serde_json::from_str(&body).ok();
     if !(200..300).contains(&status) {
-        let field = |k: &str| {
-            parsed
-                .as_ref()
-                .and_then(|v| v.get(k))
-                .and_then(|v| match v {
-                    Value::String(s) => Some(s.clone()),
-                    // Google APIs nest errors: {"error":{"code":403,"message":..,"status":..}}
-                    Value::Object(o) => o
-                        .get("status")
-                        .or_else(|| o.get("message"))
-                        .and_then(Value::as_str)
-                        .map(str::to_owned),
-                    _ => None,
-                })
-                .map(|s| sanitize(&s))
-        };
-        return Err(HttpError::Status {
-            code: status,
-            error: field("error"),
-            description: field("error_description").or_else(|| {
-                parsed
-                    .as_ref()
-                    .and_then(|v| v.pointer("/error/message"))
-                    .and_then(Value::as_str)
-                    .map(sanitize)
-            }),
-        });
+        return Err(status_error(status, &body));
     }
+    let parsed: Option<Value> = serde_json::from_str(&body).ok();
     match parsed {
         Some(v @ Value::Object(_)) => Ok(v),
         _ => Err(HttpError::BadBody(format!(

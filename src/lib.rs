@@ -13,6 +13,7 @@ pub mod error;
 pub mod http;
 pub mod log;
 pub mod print_token;
+pub mod process;
 pub mod protocol;
 pub mod proxy;
 pub mod registry;

@@ -2,6 +2,15 @@
 //! Google OAuth access tokens for Artifact Registry hosts.
 //!
 //! This file only parses the command line, dispatches, and maps errors to exit codes.
+//!
+//! The binary starts for every credential lookup docker makes, so it skips the
+//! Rust runtime's start-up work (`#![no_main]`): on Linux that work reads
+//! `/proc/self/maps` through `sscanf` to place a stack-overflow guard and installs
+//! signal handlers, a sizeable share of a warm `get`. Arguments and environment
+//! still come through `std::env` (glibc hands them to std before `main`); we
+//! flush stdout ourselves, and a stack overflow ends in a plain SIGSEGV.
+
+#![no_main]
 
 use docker_credential_gar::{docker_config, doctor, error, print_token, protocol};
 
@@ -29,8 +38,9 @@ Usage:
 else a 0600 file), and for Artifact Registry (*-docker.pkg.dev), gcr.io and
 GAR_REGISTRIES hosts with a short-lived Google access token (username
 oauth2accesstoken), cached on disk.
-Token sources, in order: GOOGLE_OAUTH_ACCESS_TOKEN, GOOGLE_APPLICATION_CREDENTIALS,
-the gcloud CLI, the ADC file, the GCE metadata server (GAR_TOKEN_SOURCE forces one).
+Token sources, in order: GOOGLE_OAUTH_ACCESS_TOKEN, GitHub Actions OIDC
+(GAR_WORKLOAD_IDENTITY_PROVIDER), GOOGLE_APPLICATION_CREDENTIALS, the gcloud CLI,
+the ADC file, the GCE metadata server (GAR_TOKEN_SOURCE forces one).
 Other variables: GAR_CACHE_DIR, GAR_NO_CACHE, GAR_CONFIG_DIR, GAR_CREDENTIAL_STORE,
 GAR_KEYRING_TIMEOUT, GAR_LOG, GAR_LOG_FILE, GAR_TOKEN_URL, GAR_HTTP_TIMEOUT,
 GAR_GCLOUD_TIMEOUT, GCE_METADATA_HOST. See the README for details.";
@@ -76,7 +86,19 @@ fn print(text: &str) -> Result<(), error::Error> {
     Ok(())
 }
 
-fn main() -> ExitCode {
+/// The C entry point: runs [`run`] and flushes stdout, which the skipped Rust
+/// runtime would otherwise do at exit.
+#[unsafe(no_mangle)]
+extern "C" fn main(
+    _argc: std::ffi::c_int,
+    _argv: *const *const std::ffi::c_char,
+) -> std::ffi::c_int {
+    let code = run();
+    let _ = std::io::stdout().lock().flush();
+    if code == ExitCode::SUCCESS { 0 } else { 1 }
+}
+
+fn run() -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
     let first = args.first().and_then(|a| a.to_str()).unwrap_or("");
     let second = args.get(1).and_then(|a| a.to_str());

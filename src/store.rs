@@ -362,32 +362,13 @@ impl Store {
     fn lock(&self) -> Result<File, Error> {
         self.ensure_dir()?;
         let path = self.dir.join(LOCK_FILE);
-        let f = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&path)
-            .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
-        let deadline = Instant::now() + LOCK_WAIT;
-        loop {
-            match f.try_lock() {
-                Ok(()) => return Ok(f),
-                Err(fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-                Err(fs::TryLockError::WouldBlock) => {
-                    return Err(Error::BadInput(format!(
-                        "another docker-credential-gar has held {} for 5 s; try again",
-                        path.display()
-                    )));
-                }
-                Err(fs::TryLockError::Error(e)) => {
-                    return Err(Error::io(format!("locking {}", path.display()), e));
-                }
-            }
+        match crate::cache::lock_file(&path, LOCK_WAIT) {
+            Ok(Some(f)) => Ok(f),
+            Ok(None) => Err(Error::BadInput(format!(
+                "another docker-credential-gar has held {} for 5 s; try again",
+                path.display()
+            ))),
+            Err(e) => Err(Error::io(format!("locking {}", path.display()), e)),
         }
     }
 

@@ -4,11 +4,10 @@
 //! Whether gcloud is logged in is read from its config files (no process is
 //! started for that), so a cache hit never spawns gcloud.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::Command;
+
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -134,38 +133,13 @@ pub fn probe() -> State {
 }
 
 fn timeout() -> Duration {
-    std::env::var("GAR_GCLOUD_TIMEOUT")
-        .ok()
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .filter(|s| s.is_finite() && *s > 0.0 && *s <= 600.0)
-        .map(Duration::from_secs_f64)
-        .unwrap_or(DEFAULT_TIMEOUT)
+    crate::process::duration_from_env("GAR_GCLOUD_TIMEOUT", DEFAULT_TIMEOUT)
 }
 
 struct RunOutput {
     code: Option<i32>,
     stdout: String,
     stderr: String,
-}
-
-fn drain(mut r: impl Read + Send + 'static, tx: mpsc::Sender<(bool, String)>, is_err: bool) {
-    std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = r.by_ref().take(1024 * 1024).read_to_end(&mut buf);
-        let _ = tx.send((is_err, String::from_utf8_lossy(&buf).into_owned()));
-    });
-}
-
-fn kill_group(child: &mut Child) {
-    // The child leads its own process group: kill gcloud's Python too.
-    if let Ok(pid) = i32::try_from(child.id()) {
-        // SAFETY: plain syscall on a process group we created.
-        unsafe {
-            libc::kill(-pid, libc::SIGKILL);
-        }
-    }
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 impl Gcloud {
@@ -185,69 +159,36 @@ impl Gcloud {
     }
 
     fn run(&self, force: bool) -> Result<RunOutput, Error> {
-        use std::os::unix::process::CommandExt;
+        use crate::process::{RunError, run_bounded};
         let mut cmd = Command::new(&self.exe);
         cmd.args(["config", "config-helper", "--format=json"]);
         if force {
             cmd.arg("--force-auth-refresh");
         }
-        cmd.env("CLOUDSDK_CORE_DISABLE_PROMPTS", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0);
-        let mut child = cmd.spawn().map_err(|e| {
-            Error::source(
+        cmd.env("CLOUDSDK_CORE_DISABLE_PROMPTS", "1");
+        let limit = timeout();
+        match run_bounded(&mut cmd, limit, 1024 * 1024, true) {
+            Ok(f) => Ok(RunOutput {
+                code: f.status.code(),
+                stdout: String::from_utf8_lossy(&f.stdout).into_owned(),
+                stderr: String::from_utf8_lossy(&f.stderr).into_owned(),
+            }),
+            Err(RunError::Spawn(e)) => Err(Error::source(
                 self.describe(),
                 format!("could not run {} ({e})", self.exe.display()),
                 Some("check the gcloud installation"),
-            )
-        })?;
-        let (tx, rx) = mpsc::channel();
-        if let Some(o) = child.stdout.take() {
-            drain(o, tx.clone(), false);
+            )),
+            Err(RunError::TimedOut) => Err(Error::source(
+                self.describe(),
+                format!(
+                    "`gcloud config config-helper` did not finish within {} s and was stopped",
+                    limit.as_secs_f64()
+                ),
+                Some(
+                    "run `gcloud config config-helper` yourself to see what it waits for (GAR_GCLOUD_TIMEOUT sets the bound)",
+                ),
+            )),
         }
-        if let Some(e) = child.stderr.take() {
-            drain(e, tx, true);
-        }
-        let limit = timeout();
-        let deadline = Instant::now() + limit;
-        let status = loop {
-            match child.try_wait() {
-                Ok(Some(s)) => break s,
-                Ok(None) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-                _ => {
-                    kill_group(&mut child);
-                    return Err(Error::source(
-                        self.describe(),
-                        format!(
-                            "`gcloud config config-helper` did not finish within {} s and was stopped",
-                            limit.as_secs_f64()
-                        ),
-                        Some(
-                            "run `gcloud config config-helper` yourself to see what it waits for (GAR_GCLOUD_TIMEOUT sets the bound)",
-                        ),
-                    ));
-                }
-            }
-        };
-        let (mut stdout, mut stderr) = (String::new(), String::new());
-        let grace = Instant::now() + Duration::from_secs(2);
-        for _ in 0..2 {
-            let left = grace.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok((true, s)) => stderr = s,
-                Ok((false, s)) => stdout = s,
-                Err(_) => break,
-            }
-        }
-        Ok(RunOutput {
-            code: status.code(),
-            stdout,
-            stderr,
-        })
     }
 
     fn failure(&self, out: &RunOutput) -> Error {

@@ -8,9 +8,9 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::Command;
+
+use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -465,26 +465,6 @@ fn parse_response(v: &Value) -> Response {
     }
 }
 
-fn drain(mut r: impl Read + Send + 'static, tx: mpsc::Sender<Vec<u8>>) {
-    std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = r.by_ref().take(MAX_TOKEN_BYTES + 1).read_to_end(&mut buf);
-        let _ = tx.send(buf);
-    });
-}
-
-fn kill_group(child: &mut Child) {
-    // The child leads its own process group: kill whatever it started too.
-    if let Ok(pid) = i32::try_from(child.id()) {
-        // SAFETY: plain syscall on a process group we created.
-        unsafe {
-            libc::kill(-pid, libc::SIGKILL);
-        }
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-}
-
 impl Executable {
     fn parse(v: Option<&Value>) -> Result<Executable, String> {
         let obj = v
@@ -608,7 +588,6 @@ impl Executable {
         err: &dyn Fn(String, &str) -> Error,
         ctx: &ExecContext<'_>,
     ) -> Result<Vec<u8>, Error> {
-        use std::os::unix::process::CommandExt;
         let Some((program, args)) = self.argv.split_first() else {
             return Err(err(
                 "the command is empty".to_owned(),
@@ -622,46 +601,38 @@ impl Executable {
             .env("GOOGLE_EXTERNAL_ACCOUNT_INTERACTIVE", "0")
             .env_remove("GOOGLE_EXTERNAL_ACCOUNT_IMPERSONATED_EMAIL")
             .env_remove("GOOGLE_EXTERNAL_ACCOUNT_OUTPUT_FILE")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            // Its stderr might carry a token: never shown.
-            .stderr(Stdio::null())
-            .process_group(0);
+            // Its stderr might carry a token: never captured (run_bounded drops it).
+            ;
         if let Some(e) = ctx.impersonated_email {
             cmd.env("GOOGLE_EXTERNAL_ACCOUNT_IMPERSONATED_EMAIL", e);
         }
         if let Some(f) = &self.output_file {
             cmd.env("GOOGLE_EXTERNAL_ACCOUNT_OUTPUT_FILE", f);
         }
-        let mut child = cmd.spawn().map_err(|e| {
-            err(
-                format!("it could not be started ({e})"),
-                "check credential_source.executable.command (an absolute path to an executable file)",
-            )
-        })?;
-        let (tx, rx) = mpsc::channel();
-        if let Some(o) = child.stdout.take() {
-            drain(o, tx);
-        }
-        let deadline = Instant::now() + self.timeout;
-        let status = loop {
-            match child.try_wait() {
-                Ok(Some(s)) => break s,
-                Ok(None) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-                _ => {
-                    kill_group(&mut child);
-                    return Err(err(
-                        format!(
-                            "it did not finish within {} s and was stopped",
-                            self.timeout.as_secs_f64()
-                        ),
-                        "run the command yourself to see what it waits for (credential_source.executable.timeout_millis sets the bound)",
-                    ));
-                }
+        let finished = match crate::process::run_bounded(
+            &mut cmd,
+            self.timeout,
+            MAX_TOKEN_BYTES + 1,
+            false,
+        ) {
+            Ok(f) => f,
+            Err(crate::process::RunError::Spawn(e)) => {
+                return Err(err(
+                    format!("it could not be started ({e})"),
+                    "check credential_source.executable.command (an absolute path to an executable file)",
+                ));
+            }
+            Err(crate::process::RunError::TimedOut) => {
+                return Err(err(
+                    format!(
+                        "it did not finish within {} s and was stopped",
+                        self.timeout.as_secs_f64()
+                    ),
+                    "run the command yourself to see what it waits for (credential_source.executable.timeout_millis sets the bound)",
+                ));
             }
         };
+        let status = finished.status;
         if !status.success() {
             return Err(err(
                 format!(
@@ -673,7 +644,7 @@ impl Executable {
                 "run the command yourself to see why",
             ));
         }
-        let out = rx.recv_timeout(Duration::from_secs(2)).unwrap_or_default();
+        let out = finished.stdout;
         if out.len() as u64 > MAX_TOKEN_BYTES {
             return Err(err(
                 "it printed more than 1 MiB".to_owned(),
