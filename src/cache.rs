@@ -24,8 +24,13 @@ use crate::token::{self, Token};
 
 /// Version of the file format; files with another version are ignored.
 const FORMAT_VERSION: u32 = 1;
-/// Longest a caller waits for another process's refresh.
-const LOCK_WAIT: Duration = Duration::from_secs(10);
+/// Longest a caller waits for another process's refresh: as long as that refresh
+/// may itself take (two HTTP attempts or two gcloud runs), plus a little.
+fn lock_wait() -> Duration {
+    let http = crate::http::total_timeout();
+    let gcloud = crate::sources::gcloud::timeout();
+    2 * http.max(gcloud) + Duration::from_secs(5)
+}
 /// Largest cache file we read.
 const MAX_FILE: u64 = 64 * 1024;
 /// Temp files left by killed processes are removed once older than this.
@@ -88,6 +93,12 @@ pub fn lock_file(path: &Path, wait: Duration) -> std::io::Result<Option<File>> {
         .mode(0o600)
         .custom_flags(libc::O_NOFOLLOW)
         .open(path)?;
+    lock_within(f, wait)
+}
+
+/// Exclusively locks the open file (or directory) `f`, waiting at most `wait`;
+/// `Ok(None)` past it.
+pub fn lock_within(f: File, wait: Duration) -> std::io::Result<Option<File>> {
     match f.try_lock() {
         Ok(()) => return Ok(Some(f)),
         Err(fs::TryLockError::WouldBlock) => {}
@@ -228,14 +239,16 @@ impl Cache {
         }
     }
 
-    /// Takes the refresh lock, waiting at most [`LOCK_WAIT`]; `None` past it.
+    /// Takes the refresh lock, waiting at most [`lock_wait`]; `None` past it.
     fn lock(&self, identity: &str) -> Option<File> {
-        match lock_file(&self.lock_path(identity), LOCK_WAIT) {
+        let wait = lock_wait();
+        match lock_file(&self.lock_path(identity), wait) {
             Ok(Some(f)) => Some(f),
             Ok(None) => {
-                warn(
-                    "another docker-credential-gar is still refreshing after 10 s; fetching a token without waiting",
-                );
+                warn(&format!(
+                    "another docker-credential-gar is still refreshing after {} s; fetching a token without waiting",
+                    wait.as_secs()
+                ));
                 None
             }
             Err(_) => None,

@@ -307,6 +307,7 @@ struct Outcome {
 /// file only if that changes something.
 fn configure(config: &Path, hosts: &[String], creds_store: bool) -> Result<Outcome> {
     let file = follow_symlinks(config)?;
+    let _guard = lock_config_dir(&file);
     let existing = read_existing(&file)?;
     let mut root = match &existing {
         Some((bytes, _)) => parse(&file, bytes)?,
@@ -418,6 +419,7 @@ struct Removed {
 /// nothing is ours.
 fn remove(config: &Path, only: Option<&[String]>) -> Result<Removed> {
     let file = follow_symlinks(config)?;
+    let _guard = lock_config_dir(&file);
     let Some((bytes, meta)) = read_existing(&file)? else {
         return Ok(Removed {
             file,
@@ -582,6 +584,18 @@ fn render(file: &Path, root: &Map<String, Value>) -> Result<Vec<u8>> {
         })?;
     out.push(b'\n');
     Ok(out)
+}
+
+/// Serialises our read-modify-write of `file` between concurrent runs (an install
+/// script in a CI matrix): an exclusive `flock` on its directory, so no lock file
+/// is left in docker's config dir. Best effort: no directory yet, or a lock that
+/// stays taken for 10 s, means going ahead without it.
+fn lock_config_dir(file: &Path) -> Option<fs::File> {
+    let dir = file.parent().filter(|d| !d.as_os_str().is_empty())?;
+    let f = fs::File::open(dir).ok()?;
+    crate::cache::lock_within(f, std::time::Duration::from_secs(10))
+        .ok()
+        .flatten()
 }
 
 /// Replaces `file` with `content` through a temporary file in the same directory and

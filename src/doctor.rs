@@ -205,20 +205,43 @@ fn binary() -> Binary {
 }
 
 /// The hosts to check when none are given.
+/// The hosts checked without `--registry`: the Artifact Registry default and every
+/// Google registry docker's config routes to gar.
 fn default_hosts(routes: Option<&docker_config::Routes>) -> Vec<String> {
-    let mut hosts: Vec<String> = routes
-        .map(|r| {
-            r.cred_helpers
-                .keys()
-                .filter(|h| registry::managed_host(h).is_some())
-                .cloned()
-                .collect()
-        })
-        .unwrap_or_default();
-    if hosts.is_empty() {
-        hosts.push(docker_config::DEFAULT_REGISTRY.to_owned());
+    let mut hosts = vec![docker_config::DEFAULT_REGISTRY.to_owned()];
+    if let Some(r) = routes {
+        for (h, helper) in &r.cred_helpers {
+            if helper.as_str() == docker_config::HELPER
+                && registry::managed_host(h).is_some()
+                && !hosts.contains(h)
+            {
+                hosts.push(h.clone());
+            }
+        }
     }
     hosts
+}
+
+/// Google registries that docker's config sends to another helper (what
+/// `gcloud auth configure-docker` leaves behind): a note, not a problem.
+fn elsewhere_note(routes: Option<&docker_config::Routes>, checked: &[String]) -> Option<String> {
+    let others: Vec<&str> = routes?
+        .cred_helpers
+        .iter()
+        .filter(|(h, helper)| {
+            helper.as_str() != docker_config::HELPER
+                && registry::managed_host(h).is_some()
+                && !checked.contains(h)
+        })
+        .map(|(h, _)| h.as_str())
+        .collect();
+    (!others.is_empty()).then(|| {
+        format!(
+            "{} still go to another credential helper (credHelpers); to use {NAME} for them too, run `{NAME} configure-docker --registries {}`",
+            others.join(", "),
+            others.join(",")
+        )
+    })
 }
 
 fn human_secs(s: u64) -> String {
@@ -403,6 +426,11 @@ fn examine(opts: &Options) -> Report {
             ok: problem.is_none(),
             problem,
         });
+    }
+    if opts.registries.is_empty()
+        && let Some(n) = elsewhere_note(routes.as_ref(), &hosts_to_check)
+    {
+        notes.push(n);
     }
     for s in &stored {
         if s.trusted_for_secs == Some(0) {

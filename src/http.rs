@@ -102,33 +102,69 @@ pub enum Route {
     Direct,
 }
 
-fn agent(
-    uri: &Uri,
-    connect: Duration,
+/// An agent plus the time this attempt may take. Agents are shared for the whole
+/// process (one per proxy setting and connect bound), so TLS roots are loaded
+/// at most once, and only when an `https://` endpoint is actually called.
+pub struct Client {
+    agent: ureq::Agent,
     total: Duration,
-    route: Route,
-) -> Result<ureq::Agent, HttpError> {
-    let proxy = match route {
+}
+
+impl Client {
+    /// A POST with this attempt's total timeout.
+    pub fn post(&self, url: &str) -> ureq::RequestBuilder<ureq::typestate::WithBody> {
+        self.agent
+            .post(url)
+            .config()
+            .timeout_global(Some(self.total))
+            .build()
+    }
+
+    /// A GET with this attempt's total timeout.
+    pub fn get(&self, url: &str) -> ureq::RequestBuilder<ureq::typestate::WithoutBody> {
+        self.agent
+            .get(url)
+            .config()
+            .timeout_global(Some(self.total))
+            .build()
+    }
+}
+
+type AgentKey = (Option<String>, Duration);
+static AGENTS: std::sync::Mutex<Vec<(AgentKey, ureq::Agent)>> = std::sync::Mutex::new(Vec::new());
+
+fn agent(uri: &Uri, connect: Duration, total: Duration, route: Route) -> Result<Client, HttpError> {
+    let proxy_url = match route {
         Route::Direct => None,
         Route::MayProxy => {
-            match crate::proxy::proxy_for(uri.scheme_str().unwrap_or(""), uri.host().unwrap_or(""))
-            {
-                None => None,
-                Some((var, url)) => Some(ureq::Proxy::new(&url).map_err(|_| {
-                    HttpError::Refused(format!("{var} is not a valid proxy URL; fix or unset it"))
-                })?),
-            }
+            crate::proxy::proxy_for(uri.scheme_str().unwrap_or(""), uri.host().unwrap_or(""))
         }
     };
-    Ok(ureq::Agent::config_builder()
-        .timeout_connect(Some(connect.min(total)))
-        .timeout_global(Some(total))
+    let connect = connect.min(total);
+    let key: AgentKey = (proxy_url.as_ref().map(|(_, u)| u.clone()), connect);
+    let mut agents = AGENTS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, a)) = agents.iter().find(|(k, _)| *k == key) {
+        return Ok(Client {
+            agent: a.clone(),
+            total,
+        });
+    }
+    let proxy = match proxy_url {
+        None => None,
+        Some((var, url)) => Some(ureq::Proxy::new(&url).map_err(|_| {
+            HttpError::Refused(format!("{var} is not a valid proxy URL; fix or unset it"))
+        })?),
+    };
+    let a = ureq::Agent::config_builder()
+        .timeout_connect(Some(connect))
         .http_status_as_error(false)
         .max_redirects(0)
         .proxy(proxy)
         .user_agent(concat!("docker-credential-gar/", env!("CARGO_PKG_VERSION")))
         .build()
-        .new_agent())
+        .new_agent();
+    agents.push((key, a.clone()));
+    Ok(Client { agent: a, total })
 }
 
 /// Longest `Retry-After` we honour; longer ones fail at once with the error.
@@ -163,7 +199,7 @@ fn send_with_retry(
     url: &str,
     route: Route,
     connect: Duration,
-    send: impl Fn(&ureq::Agent) -> Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    send: impl Fn(&Client) -> Result<ureq::http::Response<ureq::Body>, ureq::Error>,
 ) -> Result<ureq::http::Response<ureq::Body>, HttpError> {
     let uri = check_url(url)?;
     let deadline = std::time::Instant::now() + total_timeout();
@@ -226,8 +262,11 @@ fn json_response(url: &str, resp: ureq::http::Response<ureq::Body>) -> Result<Va
     }
 }
 
-/// Keeps upstream text printable, single-line and short.
+/// Keeps upstream text printable, single-line and short, with anything shaped
+/// like a token or key masked (a server may echo what it was sent).
 pub fn sanitize(s: &str) -> String {
+    let s = crate::log::redact(s);
+    let s = s.as_str();
     let mut out: String = s
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })

@@ -26,14 +26,27 @@ pub enum RunError {
     TimedOut,
 }
 
-/// A duration in seconds (fractions allowed, at most 600) from `var`, else `default`.
+/// A duration in seconds (fractions allowed, more than 0, at most 600) from `var`,
+/// else `default`; a value that is set but unusable is named on stderr.
 pub fn duration_from_env(var: &str, default: Duration) -> Duration {
-    std::env::var(var)
-        .ok()
+    let Some(raw) = std::env::var_os(var) else {
+        return default;
+    };
+    let parsed = raw
+        .to_str()
         .and_then(|v| v.trim().parse::<f64>().ok())
-        .filter(|s| s.is_finite() && *s > 0.0 && *s <= 600.0)
-        .map(Duration::from_secs_f64)
-        .unwrap_or(default)
+        .filter(|s| s.is_finite() && *s > 0.0 && *s <= 600.0);
+    match parsed {
+        Some(s) => Duration::from_secs_f64(s),
+        None => {
+            eprintln!(
+                "docker-credential-gar: warning: {var}={} is not a number of seconds between 0 and 600; using {} s",
+                crate::http::sanitize(&raw.to_string_lossy()),
+                default.as_secs_f64()
+            );
+            default
+        }
+    }
 }
 
 fn drain(

@@ -49,7 +49,7 @@ fn read_input(mut r: impl Read) -> Result<String> {
         .map_err(|e| Error::io("reading the request from stdin", e))?;
     if buf.len() as u64 > MAX_INPUT {
         return Err(Error::BadInput(
-            "the request on stdin is larger than 64 KiB; send one server URL".to_owned(),
+            "the request on stdin is larger than 64 KiB; docker sends one server URL (or, for store, one small JSON object)".to_owned(),
         ));
     }
     let s = String::from_utf8(buf).map_err(|_| {

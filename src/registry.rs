@@ -79,9 +79,23 @@ fn is_google_host(host: &str) -> bool {
 
 /// The `GAR_REGISTRIES` entries, normalised like server URLs.
 pub fn extra_registries() -> Vec<String> {
-    std::env::var(EXTRA_VAR)
-        .map(|v| v.split(',').filter_map(host_of).collect())
-        .unwrap_or_default()
+    let Ok(v) = std::env::var(EXTRA_VAR) else {
+        return Vec::new();
+    };
+    v.split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .filter_map(|e| {
+            let h = host_of(e);
+            if h.is_none() {
+                eprintln!(
+                    "docker-credential-gar: warning: {EXTRA_VAR} entry '{}' is not a host[:port]; it is ignored (separate entries with commas)",
+                    crate::http::sanitize(e)
+                );
+            }
+            h
+        })
+        .collect()
 }
 
 /// The host a docker server URL names, if we serve it.

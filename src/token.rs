@@ -9,6 +9,10 @@ pub const MARGIN_SECS: u64 = 300;
 /// while more than half of it remains.
 pub const SHORT_LIFETIME_SECS: u64 = 600;
 
+/// How far a token's expiry may lie beyond its lifetime before the clock is
+/// suspected of having gone back.
+const CLOCK_SLACK_SECS: u64 = 60;
+
 /// A Google OAuth access token. `Debug` never shows the secret.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Token {
@@ -58,10 +62,16 @@ impl Token {
         }
     }
 
-    /// Whether the token may still be reused at time `at`.
+    /// Whether the token may still be reused at time `at`. A token that claims to
+    /// outlive its own lifetime (the clock went back since it was minted: a VM
+    /// resumed, NTP stepped) is not trusted either.
     pub fn is_fresh_at(&self, at: u64) -> bool {
         match self.expires_at {
-            Some(exp) => exp.saturating_sub(at) > Self::min_remaining(self.lifetime),
+            Some(exp) => {
+                let left = exp.saturating_sub(at);
+                left > Self::min_remaining(self.lifetime)
+                    && left <= self.lifetime + CLOCK_SLACK_SECS
+            }
             None => false,
         }
     }
@@ -93,6 +103,17 @@ mod tests {
         assert!(t.is_fresh_at(1_000));
         assert!(t.is_fresh_at(1_149));
         assert!(!t.is_fresh_at(1_150));
+    }
+
+    #[test]
+    fn a_token_from_the_future_is_not_trusted() {
+        // Minted with 3600 s to live, yet 100000 s remain: the clock went back.
+        let t = tok(1_000 + 100_000, 3600);
+        assert!(!t.is_fresh_at(1_000));
+        assert!(
+            tok(1_000 + 3_600 + 30, 3600).is_fresh_at(1_000),
+            "slack for rounding"
+        );
     }
 
     #[test]

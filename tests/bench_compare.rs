@@ -298,7 +298,9 @@ fn compare() {
     let mut starts = Vec::new();
     for _ in 0..7 {
         let t = Instant::now();
-        let running: Vec<_> = (0..64).map(|_| sb.helper().arg("version").spawn()).collect();
+        let running: Vec<_> = (0..64)
+            .map(|_| sb.helper().arg("version").spawn())
+            .collect();
         for r in running {
             r.wait().assert_ok();
         }

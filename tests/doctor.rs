@@ -362,3 +362,43 @@ fn doctor_usage_and_help() {
     );
     assert_eq!(out.stderr.lines().count(), 1);
 }
+
+#[test]
+fn after_a_migration_from_gcloud_other_google_hosts_are_a_note_not_a_problem() {
+    // What `gcloud auth configure-docker` leaves: many Google hosts on gcloud.
+    let fake = FakeGoogle::start();
+    let sb = Sandbox::with_path("/nonexistent");
+    link_helper_on_path(&sb);
+    std::fs::write(
+        sb.docker_config_json(),
+        r#"{"credHelpers":{"gcr.io":"gcloud","eu.gcr.io":"gcloud","us-docker.pkg.dev":"gcloud","europe-north1-docker.pkg.dev":"gcloud"}}"#,
+    )
+    .unwrap();
+    sb.helper().arg("configure-docker").run().assert_ok();
+    let key = fake.service_account(&fake.token_url());
+    sb.set_env(
+        "GOOGLE_APPLICATION_CREDENTIALS",
+        sb.write_file("sa.json", &key.json),
+    );
+    let out = doctor(&sb, &[]);
+    out.assert_code(0);
+    assert!(
+        out.stdout
+            .contains(&format!("  {GAR}: credHelpers -> gar; OK")),
+        "{}",
+        out.dump()
+    );
+    assert!(
+        out.stdout.contains(
+            "eu.gcr.io, gcr.io, us-docker.pkg.dev still go to another credential helper (credHelpers); \
+             to use docker-credential-gar for them too, run `docker-credential-gar configure-docker --registries eu.gcr.io,gcr.io,us-docker.pkg.dev`"
+        ),
+        "{}",
+        out.dump()
+    );
+    assert!(!out.stdout.contains("PROBLEM"), "{}", out.dump());
+    // Asking about one of them explicitly is still a problem, with the fix.
+    let out = doctor(&sb, &["--registry", "gcr.io"]);
+    out.assert_code(1)
+        .assert_stdout_contains("docker asks docker-credential-gcloud for gcr.io");
+}

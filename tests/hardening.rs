@@ -691,3 +691,107 @@ fn every_run_logs_at_debug_into_a_file_the_leak_check_reads() {
     let leaked = format!("{log}debug get: token {secret}\n");
     assert!(support::check_no_leaks_with(&support::secrets(), "", &leaked).is_err());
 }
+
+// ---------------------------------------------------------------------------
+// Found by a fresh user's session
+// ---------------------------------------------------------------------------
+
+#[test]
+fn a_cached_token_from_the_future_is_not_trusted() {
+    // The clock went back (VM resumed, NTP step): the entry claims far more time
+    // left than its lifetime. It is minted again rather than served for hours.
+    let fake = FakeGoogle::start();
+    let sb = with_key(&fake);
+    let first = sb.get(HOST).secret();
+    let entry = cache_entries(&sb).remove(0);
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&entry).unwrap()).unwrap();
+    v["expires_at"] = serde_json::json!(support::now_unix() + 100_000);
+    std::fs::write(&entry, v.to_string()).unwrap();
+    let second = sb.get(HOST).secret();
+    assert_ne!(first, second);
+    assert_eq!(fake.count("/token"), 2);
+}
+
+#[test]
+fn tokens_with_control_characters_are_refused() {
+    let sb = Sandbox::new();
+    sb.set_env("GOOGLE_OAUTH_ACCESS_TOKEN", "ya29.first-line\nsecond-line");
+    let out = sb.get(HOST);
+    out.assert_code(1)
+        .assert_stdout_contains("access token with spaces or control characters");
+    assert_eq!(out.stdout.lines().count(), 1);
+}
+
+#[test]
+fn a_token_echoed_in_an_upstream_error_is_masked() {
+    let fake = FakeGoogle::start();
+    let sb = with_key(&fake);
+    fake.push_token_response(ForcedResponse::new(
+        400,
+        r#"{"error":"invalid_grant","error_description":"Invalid JWT Signature. seen ya29.ECHOED-secret-abcdef123"}"#,
+    ));
+    let out = sb.get(HOST);
+    out.assert_code(1).assert_stdout_contains("invalid_grant");
+    assert!(!out.stdout.contains("ECHOED-secret"), "{}", out.dump());
+}
+
+#[test]
+fn unusable_settings_are_named_on_stderr() {
+    let sb = Sandbox::new();
+    support::register_secret(SecretKind::AccessToken, "ya29.settings-env");
+    sb.set_env("GOOGLE_OAUTH_ACCESS_TOKEN", "ya29.settings-env");
+    sb.set_env(
+        "GAR_REGISTRIES",
+        "mirror.example;other.example, 127.0.0.1:5000",
+    );
+    let out = sb.get("127.0.0.1:5000");
+    assert_eq!(out.secret(), "ya29.settings-env");
+    out.assert_stderr_contains(
+        "GAR_REGISTRIES entry 'mirror.example;other.example' is not a host[:port]",
+    );
+    let fake = FakeGoogle::start();
+    let sb = with_key(&fake);
+    sb.set_env("GAR_HTTP_TIMEOUT", "abc");
+    let out = sb.get(HOST);
+    out.secret();
+    out.assert_stderr_contains("GAR_HTTP_TIMEOUT=abc is not a number of seconds");
+}
+
+#[test]
+fn concurrent_configure_docker_runs_keep_every_host() {
+    let sb = Sandbox::new();
+    std::fs::write(sb.docker_config_json(), "{}").unwrap();
+    let running: Vec<_> = (0..24)
+        .map(|i| {
+            sb.helper()
+                .args(["configure-docker", "--registries"])
+                .arg(format!("host{i}.example"))
+                .spawn()
+        })
+        .collect();
+    for r in running {
+        r.wait().assert_ok();
+    }
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(sb.docker_config_json()).unwrap()).unwrap();
+    let helpers = v["credHelpers"].as_object().unwrap();
+    assert_eq!(helpers.len(), 24, "{v}");
+    // No lock file was left in docker's config directory.
+    let names: Vec<String> = std::fs::read_dir(sb.docker_config())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, vec!["config.json"]);
+}
+
+#[test]
+fn a_redirecting_token_endpoint_is_named_as_such() {
+    let fake = FakeGoogle::start();
+    let sb = with_key(&fake);
+    fake.push_token_response(
+        ForcedResponse::new(302, "").header("Location", "https://login.example.test/"),
+    );
+    sb.get(HOST)
+        .assert_code(1)
+        .assert_stdout_contains("answered with a redirect (HTTP 302), which is not followed");
+}

@@ -132,7 +132,8 @@ pub fn probe() -> State {
     }
 }
 
-fn timeout() -> Duration {
+/// The bound on one gcloud run: `GAR_GCLOUD_TIMEOUT` seconds, else 20.
+pub fn timeout() -> Duration {
     crate::process::duration_from_env("GAR_GCLOUD_TIMEOUT", DEFAULT_TIMEOUT)
 }
 
@@ -193,7 +194,9 @@ impl Gcloud {
 
     fn failure(&self, out: &RunOutput) -> Error {
         let lower = out.stderr.to_ascii_lowercase();
-        if lower.contains("do not currently have an active account") {
+        if lower.contains("do not currently have an active account")
+            || lower.contains("does not have any valid credentials")
+        {
             return Error::source(
                 self.describe(),
                 "gcloud has no active account",
@@ -211,11 +214,11 @@ impl Gcloud {
                 Some(LOGIN_FIX),
             );
         }
-        let last = out
-            .stderr
-            .lines()
-            .map(str::trim)
-            .rfind(|l| !l.is_empty())
+        // gcloud puts the cause on its `ERROR:` line and advice after it.
+        let lines = || out.stderr.lines().map(str::trim).filter(|l| !l.is_empty());
+        let last = lines()
+            .find(|l| l.starts_with("ERROR:"))
+            .or_else(|| lines().next_back())
             .unwrap_or("no error output");
         Error::source(
             self.describe(),

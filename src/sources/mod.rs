@@ -199,6 +199,19 @@ impl Choice {
 
     /// Mints a token from this source (no cache).
     pub fn fetch(&self) -> Result<Token, Error> {
+        let t = self.fetch_unchecked()?;
+        // The token goes into an HTTP header and a one-line JSON answer.
+        if t.secret.bytes().any(|b| b.is_ascii_control() || b == b' ') {
+            return Err(Error::source(
+                explain::describe_choice(self),
+                "handed out an access token with spaces or control characters in it",
+                Some("check the token source (a stray newline in GOOGLE_OAUTH_ACCESS_TOKEN?)"),
+            ));
+        }
+        Ok(t)
+    }
+
+    fn fetch_unchecked(&self) -> Result<Token, Error> {
         match self {
             Choice::Env(t) => Ok(t.clone()),
             Choice::Github(x) => x.fetch(),

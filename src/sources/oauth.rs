@@ -66,6 +66,13 @@ pub fn http_error(source: &str, endpoint: &str, e: HttpError, rejected_fix: &str
                 Some(&fix),
             )
         }
+        HttpError::Status {
+            code: 300..=399, ..
+        } => Error::source(
+            source,
+            format!("{endpoint} answered with a redirect ({e}), which is not followed"),
+            Some("check that the endpoint URL is right (and any proxy in front of it)"),
+        ),
         HttpError::Status { .. } => Error::source(
             source,
             format!("{endpoint} failed: {e}"),
