@@ -197,7 +197,10 @@ uninstall() {
 		"$helper" "${args[@]}" ||
 			die "'$helper ${args[*]}' failed (see above); fix that and run install.sh --uninstall again (nothing was removed)"
 	else
-		warn "warning: no $NAME found in $bindir_abs or on PATH, so docker's config.json was not changed; remove the \"gar\" entries under \"credHelpers\" (and \"credsStore\": \"gar\") by hand"
+		local cfg="${DOCKER_CONFIG:-$HOME/.docker}/config.json"
+		if grep -q '"gar"' "$cfg" 2>/dev/null; then
+			warn "warning: no $NAME found in $bindir_abs or on PATH, so $cfg was not changed; remove the \"gar\" entries under \"credHelpers\" (and \"credsStore\": \"gar\") by hand"
+		fi
 	fi
 
 	if [ -e "$target" ] || [ -L "$target" ]; then
@@ -211,7 +214,9 @@ uninstall() {
 	if [ -n "$other" ] && [ "$other" != "$target" ]; then
 		warn "warning: another $NAME is still on PATH: $other"
 	fi
-	say "Left in place: credentials stored by 'docker login' (OS keyring item \"$NAME\", or \${GAR_CONFIG_DIR:-~/.config/$NAME}) and cached tokens (\${GAR_CACHE_DIR:-~/.cache/$NAME}); 'docker logout HOST' before uninstalling removes a stored login, and the cache directory can be deleted."
+	local config_dir="${GAR_CONFIG_DIR:-${XDG_CONFIG_HOME:-$HOME/.config}/$NAME}"
+	local cache_dir="${GAR_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/$NAME}"
+	say "Left in place: credentials stored by 'docker login' (OS keyring item \"$NAME\", or $config_dir) and cached tokens ($cache_dir); 'docker logout HOST' before uninstalling removes a stored login, and the cache directory can be deleted."
 }
 
 case "$action" in
