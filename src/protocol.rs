@@ -116,6 +116,8 @@ pub fn stored_for(host: &str) -> StoredAnswer {
             StoredAnswer::None("stored credentials missing")
         }
         Err(e) => {
+            let e = e.to_string();
+            let e = e.strip_prefix("docker-credential-gar: ").unwrap_or(&e);
             let _ = writeln!(
                 std::io::stderr().lock(),
                 "docker-credential-gar: warning: stored credentials for {host} could not be read: {e}"

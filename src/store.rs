@@ -403,20 +403,20 @@ fn read_private_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Opti
     let meta = f
         .metadata()
         .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
-    let refuse = |why: &str| {
-        Err(Error::BadInput(format!(
-            "{} {why}; fix it or move it away, then run `docker login` again",
-            path.display()
-        )))
-    };
+    let refuse =
+        |why: &str, fix: &str| Err(Error::BadInput(format!("{} {why}; {fix}", path.display())));
+    let relogin = "move it away, then run `docker login` again";
     if !meta.is_file() || meta.len() > MAX_FILE {
-        return refuse("is not a small regular file");
+        return refuse("is not a small regular file", relogin);
     }
     if meta.uid() != euid() {
-        return refuse("belongs to another user");
+        return refuse("belongs to another user", relogin);
     }
     if meta.mode() & 0o077 != 0 {
-        return refuse("is readable by other users (chmod 600 it)");
+        return refuse(
+            "is readable by other users",
+            &format!("run `chmod 600 {}`", path.display()),
+        );
     }
     let mut buf = Vec::with_capacity(meta.len() as usize);
     f.read_to_end(&mut buf)
