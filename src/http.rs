@@ -241,8 +241,12 @@ fn transport(url: &str, e: ureq::Error) -> HttpError {
     HttpError::Transport(format!("{url}: {what}"))
 }
 
-/// Reads a JSON object from a response, mapping non-2xx into [`HttpError::Status`].
-fn json_response(url: &str, resp: ureq::http::Response<ureq::Body>) -> Result<Value, HttpError> {
+/// The status and body (at most [`MAX_BODY`]) of a 2xx answer; any other status
+/// becomes [`HttpError::Status`].
+fn success_body(
+    url: &str,
+    resp: ureq::http::Response<ureq::Body>,
+) -> Result<(u16, String), HttpError> {
     let status = resp.status().as_u16();
     let body = resp
         .into_body()
@@ -253,6 +257,12 @@ fn json_response(url: &str, resp: ureq::http::Response<ureq::Body>) -> Result<Va
     if !(200..300).contains(&status) {
         return Err(status_error(status, &body));
     }
+    Ok((status, body))
+}
+
+/// Reads a JSON object from a response, mapping non-2xx into [`HttpError::Status`].
+fn json_response(url: &str, resp: ureq::http::Response<ureq::Body>) -> Result<Value, HttpError> {
+    let (status, body) = success_body(url, resp)?;
     let parsed: Option<Value> = serde_json::from_str(&body).ok();
     match parsed {
         Some(v @ Value::Object(_)) => Ok(v),
@@ -382,16 +392,7 @@ pub fn get_text(url: &str, headers: &[(&str, &str)]) -> Result<String, HttpError
         }
         req.call()
     })?;
-    let status = resp.status().as_u16();
-    let body = resp
-        .into_body()
-        .with_config()
-        .limit(MAX_BODY)
-        .read_to_string()
-        .map_err(|e| transport(url, e))?;
-    if !(200..300).contains(&status) {
-        return Err(status_error(status, &body));
-    }
+    let (_, body) = success_body(url, resp)?;
     Ok(body)
 }
 
