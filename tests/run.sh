@@ -25,6 +25,9 @@ if ((${#missing[@]})); then
 fi
 
 command -v gcloud >/dev/null || echo "tests/run.sh: note: gcloud is not installed; real-gcloud tests will print SKIP and the gcloud stub covers that logic" >&2
-command -v docker >/dev/null || echo "tests/run.sh: note: the docker CLI is not installed; docker end-to-end steps will print SKIP" >&2
+if ! command -v docker >/dev/null; then
+  echo "tests/run.sh: the end-to-end tests need the docker CLI (no daemon): install it (Debian: apt-get install docker.io) and run again" >&2
+  exit 1
+fi
 
 cargo test --locked "$@"
