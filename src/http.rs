@@ -272,6 +272,25 @@ fn json_response(url: &str, resp: ureq::http::Response<ureq::Body>) -> Result<Va
     }
 }
 
+/// A URL as it may appear in a message: no userinfo (a password), no query or
+/// fragment (tokens ride there), e.g. `https://h/p?…`.
+pub fn display_url(url: &str) -> String {
+    let end = url.find(['?', '#']).unwrap_or(url.len());
+    let (base, cut) = (&url[..end], end < url.len());
+    let base = match base.find("://") {
+        Some(i) => {
+            let (scheme, rest) = base.split_at(i + 3);
+            let auth_end = rest.find('/').unwrap_or(rest.len());
+            match rest[..auth_end].rfind('@') {
+                Some(at) => format!("{scheme}{}", &rest[at + 1..]),
+                None => base.to_owned(),
+            }
+        }
+        None => base.to_owned(),
+    };
+    if cut { format!("{base}?…") } else { base }
+}
+
 /// Keeps upstream text printable, single-line and short, with anything shaped
 /// like a token or key masked (a server may echo what it was sent).
 pub fn sanitize(s: &str) -> String {

@@ -235,7 +235,7 @@ impl SubjectSource {
     pub fn describe(&self) -> String {
         match self {
             SubjectSource::File { path, .. } => format!("file {}", path.display()),
-            SubjectSource::Url { url, .. } => format!("URL {}", redact_url(url)),
+            SubjectSource::Url { url, .. } => format!("URL {}", crate::http::display_url(url)),
             SubjectSource::Executable(e) => {
                 format!("executable {}", e.argv.first().map_or("", String::as_str))
             }
@@ -277,7 +277,7 @@ impl SubjectSource {
                     .map(|(k, v)| (k.as_str(), v.as_str()))
                     .collect();
                 let body = http::get_text(url, &hdrs).map_err(|e| {
-                    let redacted = redact_url(url);
+                    let redacted = crate::http::display_url(url);
                     let msg = e.to_string().replace(url.as_str(), &redacted);
                     match e {
                         HttpError::Status { code: 400..=499, .. } => fail(msg, url_fix),
@@ -330,17 +330,6 @@ fn stable_claims_hash(token: &str) -> Option<String> {
         c("sub"),
         c("aud")
     )))
-}
-
-/// A URL without its query and fragment, for messages.
-pub fn redact_url(url: &str) -> String {
-    let end = url.find(['?', '#']).unwrap_or(url.len());
-    let base = &url[..end];
-    if end < url.len() {
-        format!("{base}?…")
-    } else {
-        base.to_owned()
-    }
 }
 
 fn read_file(path: &Path) -> Result<String, String> {
@@ -748,7 +737,10 @@ mod tests {
 
     #[test]
     fn urls_lose_their_query_in_messages() {
-        assert_eq!(redact_url("https://h/p?a=1&audience=x"), "https://h/p?…");
-        assert_eq!(redact_url("https://h/p"), "https://h/p");
+        assert_eq!(
+            crate::http::display_url("https://h/p?a=1&audience=x"),
+            "https://h/p?…"
+        );
+        assert_eq!(crate::http::display_url("https://h/p"), "https://h/p");
     }
 }
