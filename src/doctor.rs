@@ -720,7 +720,12 @@ pub fn run(args: &[OsString]) -> Result<bool> {
         s.push('\n');
         s
     } else {
+        // Values from files (account names, stored usernames) reach a terminal:
+        // no escape sequences, no carriage returns.
         render(&report)
+            .chars()
+            .map(|c| if c.is_control() && c != '\n' { '?' } else { c })
+            .collect()
     };
     std::io::stdout()
         .lock()

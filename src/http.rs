@@ -79,17 +79,24 @@ pub fn is_loopback_host(host: &str) -> bool {
 
 /// Checks that `url` may receive credentials: `https://`, or `http://` on loopback.
 pub fn check_url(url: &str) -> Result<Uri, HttpError> {
-    let uri: Uri = url
-        .parse()
-        .map_err(|_| HttpError::Refused(format!("{url} is not a valid URL")))?;
+    let uri: Uri = url.parse().map_err(|_| {
+        HttpError::Refused(format!(
+            "{shown} is not a valid URL",
+            shown = display_url(url)
+        ))
+    })?;
     let host = uri.host().unwrap_or("");
     match uri.scheme_str() {
         Some("https") if !host.is_empty() => Ok(uri),
         Some("http") if is_loopback_host(host) => Ok(uri),
         Some("http") => Err(HttpError::Refused(format!(
-            "refusing to send credentials to {url}: plain http:// is allowed only on loopback; use https://"
+            "refusing to send credentials to {shown}: plain http:// is allowed only on loopback; use https://",
+            shown = display_url(url)
         ))),
-        _ => Err(HttpError::Refused(format!("{url} is not an https:// URL"))),
+        _ => Err(HttpError::Refused(format!(
+            "{shown} is not an https:// URL",
+            shown = display_url(url)
+        ))),
     }
 }
 
@@ -151,6 +158,11 @@ fn agent(uri: &Uri, connect: Duration, total: Duration, route: Route) -> Result<
     }
     let proxy = match proxy_url {
         None => None,
+        Some((var, url)) if url.to_ascii_lowercase().starts_with("socks") => {
+            return Err(HttpError::Refused(format!(
+                "{var} names a SOCKS proxy, which docker-credential-gar does not support; use an HTTP proxy (http://host:port) or set NO_PROXY"
+            )));
+        }
         Some((var, url)) => Some(ureq::Proxy::new(&url).map_err(|_| {
             HttpError::Refused(format!("{var} is not a valid proxy URL; fix or unset it"))
         })?),
@@ -238,7 +250,7 @@ fn transport(url: &str, e: ureq::Error) -> HttpError {
         ureq::Error::HostNotFound => "host not found".to_owned(),
         _ => e.to_string(),
     };
-    HttpError::Transport(format!("{url}: {what}"))
+    HttpError::Transport(format!("{shown}: {what}", shown = display_url(url)))
 }
 
 /// The status and body (at most [`MAX_BODY`]) of a 2xx answer; any other status
@@ -246,6 +258,7 @@ fn transport(url: &str, e: ureq::Error) -> HttpError {
 fn success_body(
     url: &str,
     resp: ureq::http::Response<ureq::Body>,
+    sent: &[&str],
 ) -> Result<(u16, String), HttpError> {
     let status = resp.status().as_u16();
     let body = resp
@@ -255,21 +268,55 @@ fn success_body(
         .read_to_string()
         .map_err(|e| transport(url, e))?;
     if !(200..300).contains(&status) {
-        return Err(status_error(status, &body));
+        return Err(status_error(status, &body, sent));
     }
     Ok((status, body))
 }
 
 /// Reads a JSON object from a response, mapping non-2xx into [`HttpError::Status`].
-fn json_response(url: &str, resp: ureq::http::Response<ureq::Body>) -> Result<Value, HttpError> {
-    let (status, body) = success_body(url, resp)?;
+fn json_response(
+    url: &str,
+    resp: ureq::http::Response<ureq::Body>,
+    sent: &[&str],
+) -> Result<Value, HttpError> {
+    let (status, body) = success_body(url, resp, sent)?;
     let parsed: Option<Value> = serde_json::from_str(&body).ok();
     match parsed {
         Some(v @ Value::Object(_)) => Ok(v),
         _ => Err(HttpError::BadBody(format!(
-            "{url} answered {status} with a body that is not a JSON object"
+            "{shown} answered {status} with a body that is not a JSON object",
+            shown = display_url(url)
         ))),
     }
+}
+
+/// The values of name/value pairs (what was sent in a form or headers).
+fn values<'a>(pairs: &[(&str, &'a str)]) -> Vec<&'a str> {
+    pairs.iter().map(|(_, v)| *v).collect()
+}
+
+/// Masks in upstream text every value we sent (as sent, and form-encoded): an
+/// endpoint that echoes its request must not put our secrets in an error line.
+fn scrub(text: &str, sent: &[&str]) -> String {
+    let mut out = text.to_owned();
+    for v in sent.iter().filter(|v| v.len() >= 6) {
+        // Both spellings of a form value: every byte but alphanumerics escaped (as
+        // ureq sends it), and the application/x-www-form-urlencoded minimum.
+        const FORM: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+            .remove(b'*')
+            .remove(b'-')
+            .remove(b'.')
+            .remove(b'_');
+        let strict = percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC)
+            .to_string();
+        let lenient = percent_encoding::utf8_percent_encode(v, FORM).to_string();
+        for form in [(*v).to_owned(), strict, lenient] {
+            if !form.is_empty() && out.contains(&form) {
+                out = out.replace(&form, "<redacted>");
+            }
+        }
+    }
+    out
 }
 
 /// A URL as it may appear in a message: no userinfo (a password), no query or
@@ -315,15 +362,18 @@ pub fn post_form(url: &str, form: &[(&str, &str)]) -> Result<Value, HttpError> {
             .header("Accept", "application/json")
             .send_form(form.iter().copied())
     })?;
-    json_response(url, resp)
+    json_response(url, resp, &values(form))
 }
 
 /// GETs from the metadata server: never proxied, short connect timeout, and the
 /// answer must carry `Metadata-Flavor: Google` (else its body is not trusted).
 pub fn metadata_get(url: &str, connect: Duration) -> Result<Value, HttpError> {
-    let uri: Uri = url
-        .parse()
-        .map_err(|_| HttpError::Refused(format!("{url} is not a valid URL")))?;
+    let uri: Uri = url.parse().map_err(|_| {
+        HttpError::Refused(format!(
+            "{shown} is not a valid URL",
+            shown = display_url(url)
+        ))
+    })?;
     let resp = agent(
         &uri,
         connect,
@@ -340,15 +390,17 @@ pub fn metadata_get(url: &str, connect: Duration) -> Result<Value, HttpError> {
         .is_some_and(|v| v.as_bytes() == b"Google");
     if !flavor_ok {
         return Err(HttpError::BadBody(format!(
-            "{url} answered without the `Metadata-Flavor: Google` header, so it is not a Google metadata server"
+            "{shown} answered without the `Metadata-Flavor: Google` header, so it is not a Google metadata server",
+            shown = display_url(url)
         )));
     }
-    json_response(url, resp)
+    json_response(url, resp, &[])
 }
 
 /// Builds the [`HttpError::Status`] for a non-2xx answer whose body may be JSON
 /// (OAuth `{"error":..,"error_description":..}` or Google's nested `{"error":{..}}`).
-fn status_error(status: u16, body: &str) -> HttpError {
+fn status_error(status: u16, body: &str, sent: &[&str]) -> HttpError {
+    let sanitize = |t: &str| scrub(&sanitize(t), sent);
     let parsed: Option<Value> = serde_json::from_str(body).ok();
     let field = |k: &str| {
         parsed
@@ -411,7 +463,7 @@ pub fn get_text(url: &str, headers: &[(&str, &str)]) -> Result<String, HttpError
         }
         req.call()
     })?;
-    let (_, body) = success_body(url, resp)?;
+    let (_, body) = success_body(url, resp, &values(headers))?;
     Ok(body)
 }
 
@@ -430,7 +482,9 @@ pub fn post_form_with_headers(
         }
         req.send_form(form.iter().copied())
     })?;
-    json_response(url, resp)
+    let mut sent = values(form);
+    sent.extend(values(headers));
+    json_response(url, resp, &sent)
 }
 
 /// POSTs `body` as JSON with `Authorization: Bearer <bearer>` (Google's IAM
@@ -450,5 +504,5 @@ pub fn post_json_bearer(url: &str, bearer: &str, body: &Value) -> Result<Value, 
             .header("Authorization", &auth)
             .send(body.to_string())
     })?;
-    json_response(url, resp)
+    json_response(url, resp, &[bearer])
 }

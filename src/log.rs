@@ -122,20 +122,38 @@ pub fn log(level: Level, msg: fmt::Arguments<'_>) {
         std::process::id(),
         level.name(),
     );
-    let mut line = redact(&line).replace(['\n', '\r'], " ");
+    let mut line: String = redact(&line)
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
     line.push('\n');
     write_line(&line);
 }
 
 fn write_line(line: &str) {
     if let Some(path) = std::env::var_os(FILE_VAR).filter(|p| !p.is_empty()) {
-        use std::os::unix::fs::OpenOptionsExt;
-        match std::fs::OpenOptions::new()
+        use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+        let opened = std::fs::OpenOptions::new()
             .append(true)
             .create(true)
             .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
             .open(&path)
-        {
+            .and_then(|f| {
+                // Only a private regular file of ours: never a file another user
+                // planted (or can read) for our log lines to land in.
+                let m = f.metadata()?;
+                // SAFETY: geteuid has no preconditions.
+                let ours = m.uid() == unsafe { libc::geteuid() };
+                if m.is_file() && ours && m.mode() & 0o077 == 0 {
+                    Ok(f)
+                } else {
+                    Err(std::io::Error::other(
+                        "not a private regular file of this user (chmod 600 it, or choose another path)",
+                    ))
+                }
+            });
+        match opened {
             Ok(mut f) => {
                 let _ = f.write_all(line.as_bytes());
                 return;

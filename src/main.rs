@@ -133,9 +133,16 @@ fn run() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            // One line, whatever a file or an endpoint put in it: no escape
+            // sequences reach the terminal docker prints this on.
+            let line: String = e
+                .to_string()
+                .chars()
+                .map(|c| if c.is_control() { '?' } else { c })
+                .collect();
             let _ = match errors_to {
-                ErrorsTo::Stdout => writeln!(std::io::stdout().lock(), "{e}"),
-                ErrorsTo::Stderr => writeln!(std::io::stderr().lock(), "{e}"),
+                ErrorsTo::Stdout => writeln!(std::io::stdout().lock(), "{line}"),
+                ErrorsTo::Stderr => writeln!(std::io::stderr().lock(), "{line}"),
             };
             ExitCode::FAILURE
         }

@@ -8,7 +8,10 @@
 //!   itself and every subdomain; an IP address matches itself, a CIDR block
 //!   (`10.0.0.0/8`, `fd00::/8`) every address in it. A `:port` suffix is ignored.
 //!
-//! The metadata server is never proxied (the caller does not ask).
+//! Loopback destinations (`localhost`, 127.0.0.0/8, ::1) are never proxied: a
+//! proxy would resolve them on its own host, and a plain-http loopback endpoint
+//! would send credentials in clear text to the proxy. The metadata server is never
+//! proxied either (the caller does not ask).
 
 use std::net::IpAddr;
 
@@ -24,6 +27,9 @@ fn env_first(names: &[&str]) -> Option<(String, String)> {
 /// The proxy URL and the variable it came from for a request to `scheme://host`,
 /// or `None` to connect directly.
 pub fn proxy_for(scheme: &str, host: &str) -> Option<(String, String)> {
+    if crate::http::is_loopback_host(host) {
+        return None;
+    }
     let found = match scheme {
         "https" => env_first(&["https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"]),
         "http" => env_first(&["http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"]),

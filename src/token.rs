@@ -9,6 +9,9 @@ pub const MARGIN_SECS: u64 = 300;
 /// while more than half of it remains.
 pub const SHORT_LIFETIME_SECS: u64 = 600;
 
+/// The longest lifetime believed from an endpoint (Google's maximum is 12 h).
+pub const MAX_LIFETIME_SECS: u64 = 12 * 3600;
+
 /// How far a token's expiry may lie beyond its lifetime before the clock is
 /// suspected of having gone back.
 const CLOCK_SLACK_SECS: u64 = 60;
@@ -46,6 +49,8 @@ impl Token {
     /// A token that expires `expires_in` seconds from now (on our clock, so a
     /// server whose `Date` is skewed does not matter).
     pub fn expiring_in(secret: String, expires_in: u64) -> Self {
+        // Google's tokens live at most 12 h; anything longer is not believed.
+        let expires_in = expires_in.min(MAX_LIFETIME_SECS);
         Token {
             secret,
             expires_at: Some(now().saturating_add(expires_in)),
@@ -69,8 +74,9 @@ impl Token {
         match self.expires_at {
             Some(exp) => {
                 let left = exp.saturating_sub(at);
-                left > Self::min_remaining(self.lifetime)
-                    && left <= self.lifetime + CLOCK_SLACK_SECS
+                self.lifetime <= MAX_LIFETIME_SECS
+                    && left > Self::min_remaining(self.lifetime)
+                    && left <= self.lifetime.saturating_add(CLOCK_SLACK_SECS)
             }
             None => false,
         }
@@ -103,6 +109,15 @@ mod tests {
         assert!(t.is_fresh_at(1_000));
         assert!(t.is_fresh_at(1_149));
         assert!(!t.is_fresh_at(1_150));
+    }
+
+    #[test]
+    fn absurd_lifetimes_are_clamped_not_overflowed() {
+        let t = Token::expiring_in("s".into(), u64::MAX);
+        assert_eq!(t.lifetime, MAX_LIFETIME_SECS);
+        assert!(t.is_fresh_at(now()));
+        // A cache file with absurd numbers is judged (and refused) without overflowing.
+        assert!(!tok(u64::MAX, u64::MAX).is_fresh_at(0));
     }
 
     #[test]

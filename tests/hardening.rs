@@ -592,54 +592,85 @@ fn bad_credential_files_are_refused_with_the_reason() {
 // ---------------------------------------------------------------------------
 
 #[test]
-fn token_requests_go_through_the_proxy_and_metadata_never_does() {
+fn https_token_requests_go_through_the_proxy_by_connect() {
+    // An https endpoint behind HTTPS_PROXY: the helper asks the proxy for a tunnel
+    // (CONNECT) and never resolves or dials the endpoint itself. The test proxy
+    // refuses non-loopback tunnels, so the mint fails, naming the endpoint.
     let fake = FakeGoogle::start();
     let proxy = CountingProxy::start();
-    let sb = with_key(&fake);
-    sb.set_env("HTTP_PROXY", proxy.url());
-    let secret = sb.get(HOST).secret();
-    assert_eq!(fake.issued_access_tokens(), vec![secret]);
+    let sb = Sandbox::new();
+    let key = fake.service_account("https://oauth2.example.test/token");
+    sb.set_env(
+        "GOOGLE_APPLICATION_CREDENTIALS",
+        sb.write_file("sa.json", &key.json),
+    );
+    sb.set_env("HTTPS_PROXY", proxy.url());
+    sb.set_env("GAR_HTTP_TIMEOUT", "5");
+    let out = sb.get(HOST);
+    out.assert_code(1)
+        .assert_stdout_contains("https://oauth2.example.test/token");
     assert_eq!(
         proxy.targets(),
-        vec![format!("CONNECT 127.0.0.1:{}", fake.port())]
+        vec!["CONNECT oauth2.example.test:443".to_owned()]
     );
+}
 
-    // NO_PROXY by IP bypasses it.
-    let sb2 = with_key(&fake);
+#[test]
+fn loopback_endpoints_and_the_metadata_server_are_never_proxied() {
+    // A proxy would resolve "localhost" on its own host, and a plain-http loopback
+    // endpoint would hand it the refresh token in clear text.
+    let fake = FakeGoogle::start();
+    let proxy = CountingProxy::start();
+    let sb = Sandbox::new();
+    let user = fake.authorized_user(Some(&fake.token_url()));
+    sb.set_env(
+        "GOOGLE_APPLICATION_CREDENTIALS",
+        sb.write_file("user.json", &user.json),
+    );
+    for var in ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"] {
+        sb.set_env(var, proxy.url());
+    }
+    let secret = sb.get(HOST).secret();
+    assert_eq!(fake.issued_access_tokens(), vec![secret]);
+    let sb2 = Sandbox::new();
+    sb2.set_env("PATH", sb2.bin_dir());
+    sb2.set_env("GCE_METADATA_HOST", fake.metadata_host());
     sb2.set_env("HTTP_PROXY", proxy.url());
-    sb2.set_env("NO_PROXY", "example.test,127.0.0.0/8");
+    sb2.set_env("ALL_PROXY", proxy.url());
     sb2.get(HOST).secret();
-    assert_eq!(proxy.targets().len(), 1);
-
-    // `*` bypasses it too; HTTPS_PROXY does not apply to an http:// endpoint.
-    let sb3 = with_key(&fake);
-    sb3.set_env("HTTPS_PROXY", proxy.url());
-    sb3.get(HOST).secret();
-    sb3.set_env("HTTP_PROXY", proxy.url());
-    sb3.set_env("NO_PROXY", "*");
-    sb3.helper().arg("erase").stdin(HOST).run();
-    sb3.get(HOST).secret();
-    assert_eq!(proxy.targets().len(), 1);
-
-    // The metadata server is never proxied.
-    let sb4 = Sandbox::new();
-    sb4.set_env("PATH", sb4.bin_dir());
-    sb4.set_env("GCE_METADATA_HOST", fake.metadata_host());
-    sb4.set_env("HTTP_PROXY", proxy.url());
-    sb4.set_env("ALL_PROXY", proxy.url());
-    sb4.get(HOST).secret();
     assert_eq!(fake.count(METADATA_TOKEN_PATH), 1);
-    assert_eq!(proxy.targets().len(), 1, "{:?}", proxy.targets());
+    assert!(proxy.targets().is_empty(), "{:?}", proxy.targets());
+}
+
+#[test]
+fn a_socks_proxy_is_refused_with_a_clear_error_not_a_crash() {
+    let sb = Sandbox::new();
+    let fake = FakeGoogle::start();
+    let key = fake.service_account("https://oauth2.example.test/token");
+    sb.set_env(
+        "GOOGLE_APPLICATION_CREDENTIALS",
+        sb.write_file("sa.json", &key.json),
+    );
+    sb.set_env("ALL_PROXY", "socks5h://127.0.0.1:1080");
+    let out = sb.get(HOST);
+    out.assert_code(1).assert_stdout_contains(
+        "ALL_PROXY names a SOCKS proxy, which docker-credential-gar does not support",
+    );
 }
 
 #[test]
 fn an_invalid_proxy_setting_is_named() {
     let fake = FakeGoogle::start();
-    let sb = with_key(&fake);
-    sb.set_env("HTTP_PROXY", "http://[bad");
+    let sb = Sandbox::new();
+    let key = fake.service_account("https://oauth2.example.test/token");
+    sb.set_env(
+        "GOOGLE_APPLICATION_CREDENTIALS",
+        sb.write_file("sa.json", &key.json),
+    );
+    sb.set_env("HTTPS_PROXY", "http://[bad");
     sb.get(HOST)
         .assert_code(1)
-        .assert_stdout_contains("HTTP_PROXY is not a valid proxy URL");
+        .assert_stdout_contains("HTTPS_PROXY is not a valid proxy URL");
     assert_eq!(fake.count("/token"), 0);
 }
 
@@ -794,4 +825,123 @@ fn a_redirecting_token_endpoint_is_named_as_such() {
     sb.get(HOST)
         .assert_code(1)
         .assert_stdout_contains("answered with a redirect (HTTP 302), which is not followed");
+}
+
+#[test]
+fn secrets_an_endpoint_echoes_back_are_masked() {
+    // A misbehaving endpoint (or an intercepting proxy) that puts our request in
+    // its error: the refresh token and client secret must not reach docker's output.
+    let fake = FakeGoogle::start();
+    let sb = Sandbox::new();
+    let user = fake.authorized_user(Some(&fake.token_url()));
+    sb.set_env(
+        "GOOGLE_APPLICATION_CREDENTIALS",
+        sb.write_file("user.json", &user.json),
+    );
+    let echoed = format!(
+        "bad client: grant_type=refresh_token&client_id={}&client_secret={}&refresh_token={}",
+        user.client_id,
+        user.client_secret,
+        user.refresh_token.replace('/', "%2F")
+    );
+    fake.push_token_response(ForcedResponse::new(
+        401,
+        serde_json::json!({"error": "invalid_client", "error_description": echoed}).to_string(),
+    ));
+    let out = sb.get(HOST);
+    out.assert_code(1).assert_stdout_contains("invalid_client");
+    assert!(out.stdout.contains("<redacted>"), "{}", out.dump());
+    assert!(!out.stdout.contains(&user.client_secret), "{}", out.dump());
+    assert!(
+        !out.stdout.contains(&user.refresh_token.replace('/', "%2F")),
+        "{}",
+        out.dump()
+    );
+}
+
+#[test]
+fn passwords_in_endpoint_urls_never_show() {
+    let fake = FakeGoogle::start();
+    let sb = Sandbox::new();
+    let url = "https://user:URLPASSWORD@oauth2.example.test/token?key=QUERYSECRET";
+    let key = fake.service_account(url);
+    sb.set_env(
+        "GOOGLE_APPLICATION_CREDENTIALS",
+        sb.write_file("sa.json", &key.json),
+    );
+    // A proxy that refuses the tunnel, so nothing leaves the machine.
+    let proxy = CountingProxy::start();
+    sb.set_env("HTTPS_PROXY", proxy.url());
+    let out = sb.get(HOST);
+    out.assert_code(1)
+        .assert_stdout_contains("https://oauth2.example.test/token?…");
+    assert!(!out.stdout.contains("URLPASSWORD") && !out.stdout.contains("QUERYSECRET"));
+    let log = std::fs::read_to_string(sb.debug_log()).unwrap_or_default();
+    assert!(
+        !log.contains("URLPASSWORD") && !log.contains("QUERYSECRET"),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_log_file_planted_by_someone_else_is_not_written() {
+    let fake = FakeGoogle::start();
+    let sb = with_key(&fake);
+    let planted = sb.files_dir().join("planted.log");
+    std::fs::write(&planted, "").unwrap();
+    std::fs::set_permissions(&planted, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let out = sb
+        .helper()
+        .env("GAR_LOG", "info")
+        .env("GAR_LOG_FILE", &planted)
+        .arg("get")
+        .stdin(HOST)
+        .run();
+    out.secret();
+    assert_eq!(
+        std::fs::read_to_string(&planted).unwrap(),
+        "",
+        "nothing appended"
+    );
+    out.assert_stderr_contains("not a private regular file of this user");
+}
+
+#[test]
+fn a_huge_expires_in_is_clamped_and_the_token_still_cached() {
+    let fake = FakeGoogle::start();
+    let sb = with_key(&fake);
+    fake.push_token_response(ForcedResponse::new(
+        200,
+        r#"{"access_token":"ya29.huge-expiry","expires_in":18446744073709551615}"#,
+    ));
+    support::register_secret(SecretKind::AccessToken, "ya29.huge-expiry");
+    assert_eq!(sb.get(HOST).secret(), "ya29.huge-expiry");
+    assert_eq!(sb.get(HOST).secret(), "ya29.huge-expiry");
+    assert_eq!(fake.count("/token"), 1);
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&cache_entries(&sb)[0]).unwrap()).unwrap();
+    assert_eq!(v["lifetime"], serde_json::json!(12 * 3600));
+}
+
+#[test]
+fn escape_sequences_from_files_never_reach_the_terminal() {
+    let fake = FakeGoogle::start();
+    let sb = Sandbox::new();
+    let user = fake.authorized_user(Some(&fake.token_url()));
+    let mut v: serde_json::Value = serde_json::from_str(&user.json).unwrap();
+    v["account"] = serde_json::json!("me\u{1b}]0;PWNED\u{7}@example.com");
+    sb.set_env(
+        "GOOGLE_APPLICATION_CREDENTIALS",
+        sb.write_file("user.json", &v.to_string()),
+    );
+    fake.revoke_refresh_token(&user.refresh_token);
+    let out = sb.get(HOST);
+    out.assert_code(1);
+    assert!(
+        !out.stdout.contains('\u{1b}') && !out.stdout.contains('\u{7}'),
+        "{:?}",
+        out.stdout
+    );
+    let out = sb.helper().args(["doctor", "--offline"]).run();
+    assert!(!out.stdout.contains('\u{1b}'), "{:?}", out.stdout);
 }

@@ -245,7 +245,10 @@ impl ExternalAccount {
     fn sts_error(&self, describe: &str, e: HttpError) -> Error {
         let step = "exchanging the subject token at STS failed";
         let problem = match &e {
-            HttpError::Status { .. } => format!("{step}: {} answered {e}", self.token_url),
+            HttpError::Status { .. } => format!(
+                "{step}: {} answered {e}",
+                crate::http::display_url(&self.token_url)
+            ),
             _ => format!("{step}: {e}"),
         };
         let aud = &self.audience;

@@ -69,7 +69,7 @@ impl Target {
             format!(
                 "service_account_impersonation_url {} is not a \
                  …/serviceAccounts/<email>:generateAccessToken URL",
-                http::sanitize(url)
+                http::sanitize(&http::display_url(url))
             )
         })?;
         if !(MIN_LIFETIME..=MAX_LIFETIME).contains(&lifetime) {
@@ -115,7 +115,8 @@ impl Target {
                 source,
                 format!(
                     "impersonating {} failed: {} answered {what}",
-                    self.email, self.url
+                    self.email,
+                    http::display_url(&self.url)
                 ),
                 Some("Google's endpoint is having trouble; try again shortly"),
             )
@@ -143,10 +144,11 @@ impl Target {
     fn http_error(&self, source: &str, e: HttpError, caller: Caller) -> Error {
         let sa = &self.email;
         let problem = format!("impersonating {sa} failed: {e}");
-        let problem = if problem.contains(&self.url) {
+        let shown = http::display_url(&self.url);
+        let problem = if problem.contains(&shown) {
             problem
         } else {
-            format!("impersonating {sa} failed: {} answered {e}", self.url)
+            format!("impersonating {sa} failed: {shown} answered {e}")
         };
         let fix = match &e {
             HttpError::Status {

@@ -16,6 +16,7 @@ const DEFAULT_EXPIRES_IN: u64 = 3600;
 
 /// Reads `{"access_token": .., "expires_in": ..}` from a token endpoint's answer.
 pub fn parse_token(v: &Value, source: &str, endpoint: &str) -> Result<Token, Error> {
+    let endpoint = &crate::http::display_url(endpoint);
     let secret = v
         .get("access_token")
         .and_then(Value::as_str)
@@ -46,6 +47,7 @@ pub fn parse_token(v: &Value, source: &str, endpoint: &str) -> Result<Token, Err
 /// Maps a failed call to `endpoint` into a user-facing error, with `rejected_fix`
 /// as the advice when the endpoint refused the credentials themselves.
 pub fn http_error(source: &str, endpoint: &str, e: HttpError, rejected_fix: &str) -> Error {
+    let endpoint = &crate::http::display_url(endpoint);
     match e {
         HttpError::Status {
             code: 400 | 401 | 403,
