@@ -1,25 +1,31 @@
 //! The on-disk token cache: one small JSON file per source identity.
 //!
 //! - Location: `$GAR_CACHE_DIR`, else `<OS cache dir>/docker-credential-gar`;
-//!   the directory is 0700, files 0600.
+//!   a missing directory is created 0700, files are 0600. An existing directory is
+//!   never chmod'ed (it may be `$HOME` or `/tmp`): it is used only if it belongs to
+//!   this user and neither group nor others can write to it; otherwise `get` warns
+//!   once on stderr and goes on without the cache.
 //! - File names are a hash of the identity; files hold only an access token, its
 //!   expiry and a version field.
 //! - Reads never follow a symlink and ignore files that are not ours (owner, mode)
 //!   or not in the current format; such a file is simply replaced.
-//! - Writes go to a temp file in the same directory and are renamed into place.
+//! - Writes go to a temp file (`.gar-tmp-<pid>-…`) in the same directory and are
+//!   renamed into place; the sweep of leftovers removes only such files of ours.
 //! - A refresh holds an exclusive `flock` on `<name>.lock`, so N concurrent cold
 //!   callers make one upstream request. The wait is bounded: past it a caller
 //!   fetches on its own rather than hang.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
+use crate::files::{self, euid};
 use crate::token::{self, Token};
 
 /// Version of the file format; files with another version are ignored.
@@ -35,7 +41,8 @@ fn lock_wait() -> Duration {
 const MAX_FILE: u64 = 64 * 1024;
 /// Temp files left by killed processes are removed once older than this.
 const STALE_TEMP: Duration = Duration::from_secs(60);
-const TEMP_PREFIX: &str = ".tmp-";
+/// Names of our temp files start with this, then `<pid>-`; nothing else is swept.
+pub(crate) const TEMP_PREFIX: &str = ".gar-tmp-";
 
 #[derive(Serialize, Deserialize)]
 struct Entry {
@@ -48,6 +55,16 @@ struct Entry {
 /// A cache directory.
 pub struct Cache {
     dir: PathBuf,
+}
+
+/// Whether the cache directory may be used.
+enum DirState {
+    /// It does not exist (yet).
+    Missing,
+    /// It exists, belongs to us and only we can write to it.
+    Usable,
+    /// It exists but may not be used; why, completing "`<dir>` …".
+    Refused(String),
 }
 
 /// Where the cache lives, or `None` when `GAR_NO_CACHE` is set or no directory is known.
@@ -65,6 +82,16 @@ fn warn(msg: &str) {
     eprintln!("docker-credential-gar: warning: {msg}");
 }
 
+/// Whether the cache directory was already reported unusable by this process.
+static WARNED: AtomicBool = AtomicBool::new(false);
+
+/// Says once per process that the cache is off, and why.
+fn warn_once(msg: &str) {
+    if !WARNED.swap(true, Ordering::Relaxed) {
+        warn(msg);
+    }
+}
+
 /// The file name stem for an identity: a hash, so no account or path shows.
 fn stem(identity: &str) -> String {
     let d = ring::digest::digest(&ring::digest::SHA256, identity.as_bytes());
@@ -72,11 +99,6 @@ fn stem(identity: &str) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
-}
-
-fn euid() -> u32 {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() }
 }
 
 /// Opens (creating it 0600, never through a symlink) and exclusively locks the
@@ -119,18 +141,7 @@ pub fn lock_within(f: File, wait: Duration) -> std::io::Result<Option<File>> {
 /// Reads one cache file: never through a symlink (and never blocking on a FIFO),
 /// only a regular file of ours that nobody else can read, in the current format.
 fn read_entry(path: &Path) -> Option<Token> {
-    let mut f = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)
-        .ok()?;
-    let meta = f.metadata().ok()?;
-    if !meta.is_file() || meta.uid() != euid() || meta.mode() & 0o077 != 0 || meta.len() > MAX_FILE
-    {
-        return None;
-    }
-    let mut buf = Vec::with_capacity(meta.len() as usize + 1);
-    f.read_to_end(&mut buf).ok()?;
+    let buf = files::read(path, MAX_FILE, files::Require::PRIVATE).ok()?;
     let e: Entry = serde_json::from_slice(&buf).ok()?;
     if e.version != FORMAT_VERSION || e.access_token.is_empty() {
         return None;
@@ -156,9 +167,39 @@ impl Cache {
         self.dir.join(format!("{}.lock", stem(identity)))
     }
 
-    /// Reads a fresh token for `identity`, if the cache has one.
+    /// Reads a fresh token for `identity`, if the cache has one (and its
+    /// directory may be used: see [`Cache::problem`]).
     pub fn lookup(&self, identity: &str) -> Option<Token> {
+        if !matches!(self.dir_state(), DirState::Usable) {
+            return None;
+        }
+        self.fresh(identity)
+    }
+
+    /// A fresh token from the entry for `identity`; the directory is known usable.
+    fn fresh(&self, identity: &str) -> Option<Token> {
         self.read(identity).filter(|t| t.is_fresh_at(token::now()))
+    }
+
+    /// Why the existing cache directory is not used (it belongs to another user,
+    /// or others can write to it), in a phrase completing "`<dir>` …"; `None` when
+    /// it is usable or does not exist yet.
+    pub fn problem(&self) -> Option<String> {
+        match self.dir_state() {
+            DirState::Refused(p) => Some(p),
+            DirState::Usable | DirState::Missing => None,
+        }
+    }
+
+    fn dir_state(&self) -> DirState {
+        match fs::metadata(&self.dir) {
+            Ok(m) => match files::dir_problem(&m) {
+                None => DirState::Usable,
+                Some(p) => DirState::Refused(p),
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => DirState::Missing,
+            Err(e) => DirState::Refused(format!("cannot be used ({e})")),
+        }
     }
 
     /// Reads whatever valid entry exists, fresh or not.
@@ -166,19 +207,21 @@ impl Cache {
         read_entry(&self.entry_path(identity))
     }
 
-    fn ensure_dir(&self) -> std::io::Result<()> {
-        match fs::metadata(&self.dir) {
-            Ok(m) if m.is_dir() => {
-                if m.uid() == euid() && m.mode() & 0o077 != 0 {
-                    fs::set_permissions(&self.dir, fs::Permissions::from_mode(0o700))?;
-                }
-                Ok(())
-            }
-            Ok(_) => Err(std::io::Error::other("exists and is not a directory")),
-            Err(_) => fs::DirBuilder::new()
+    /// Makes sure the directory may be used, creating it (0700) when missing.
+    /// Never changes an existing directory. The error completes "`<dir>` …".
+    fn ensure_dir(&self) -> std::result::Result<(), String> {
+        if let DirState::Missing = self.dir_state() {
+            fs::DirBuilder::new()
                 .recursive(true)
                 .mode(0o700)
-                .create(&self.dir),
+                .create(&self.dir)
+                .map_err(|e| format!("cannot be created ({e})"))?;
+        }
+        // Checked again after creating: someone may have made it first.
+        match self.dir_state() {
+            DirState::Usable => Ok(()),
+            DirState::Refused(p) => Err(p),
+            DirState::Missing => Err("does not exist".to_owned()),
         }
     }
 
@@ -207,7 +250,8 @@ impl Cache {
     }
 
     /// Removes temp files that killed processes left behind: those whose writer
-    /// (the pid in the name) is gone, and any older than a minute.
+    /// (the pid in the name) is gone, and any older than a minute. Only regular
+    /// files named `.gar-tmp-<pid>-…` that belong to us are ever touched.
     fn sweep_temp_files(&self) {
         let Ok(rd) = fs::read_dir(&self.dir) else {
             return;
@@ -217,6 +261,13 @@ impl Cache {
             let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(TEMP_PREFIX)) else {
                 continue;
             };
+            // DirEntry::metadata does not follow a symlink.
+            let Ok(meta) = ent.metadata() else {
+                continue;
+            };
+            if !meta.is_file() || meta.uid() != euid() {
+                continue;
+            }
             let writer_gone = rest
                 .split('-')
                 .next()
@@ -227,9 +278,8 @@ impl Cache {
                     rc != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
                 });
             let old = writer_gone
-                || ent
-                    .metadata()
-                    .and_then(|m| m.modified())
+                || meta
+                    .modified()
                     .ok()
                     .and_then(|t| t.elapsed().ok())
                     .is_some_and(|age| age > STALE_TEMP);
@@ -257,26 +307,28 @@ impl Cache {
 
     /// Returns a fresh cached token for `identity`, or runs `fetch` under the
     /// refresh lock and stores its answer. Cache trouble never costs the token:
-    /// it is reported once on stderr and the fetched token is returned.
+    /// it is reported once on stderr and the fetched token is returned. A
+    /// directory that is not ours alone is neither read nor written.
     pub fn get_or_fetch(
         &self,
         identity: &str,
         fetch: impl FnOnce() -> Result<Token>,
     ) -> Result<Token> {
-        if let Some(t) = self.lookup(identity) {
-            crate::log::info(format_args!("cache hit ({} s left)", remaining(&t)));
-            return Ok(t);
-        }
-        crate::log::info(format_args!("cache miss; minting"));
-        if let Err(e) = self.ensure_dir() {
-            warn(&format!(
-                "token cache {} is unusable ({e}); continuing without it",
+        if let Err(problem) = self.ensure_dir() {
+            warn_once(&format!(
+                "token cache {} {problem}; point GAR_CACHE_DIR at a private directory of yours \
+                 (or set GAR_NO_CACHE=1) — continuing without the cache",
                 self.dir.display()
             ));
             return fetch();
         }
+        if let Some(t) = self.fresh(identity) {
+            crate::log::info(format_args!("cache hit ({} s left)", remaining(&t)));
+            return Ok(t);
+        }
+        crate::log::info(format_args!("cache miss; minting"));
         let _guard = self.lock(identity);
-        if let Some(t) = self.lookup(identity) {
+        if let Some(t) = self.fresh(identity) {
             crate::log::info(format_args!(
                 "another process refreshed the token; cache hit"
             ));
@@ -299,9 +351,12 @@ impl Cache {
         Ok(t)
     }
 
-    /// Drops the cached token for `identity` (used by `erase`).
+    /// Drops the cached token for `identity` (used by `erase`); a directory that
+    /// is not ours alone is left alone.
     pub fn remove(&self, identity: &str) {
-        let _ = fs::remove_file(self.entry_path(identity));
+        if let DirState::Usable = self.dir_state() {
+            let _ = fs::remove_file(self.entry_path(identity));
+        }
     }
 }
 
@@ -336,8 +391,12 @@ impl EntryInfo {
 
 impl Cache {
     /// Every valid entry, soonest expiry first (read-only; files that are not
-    /// ours or not in the current format are left out).
+    /// ours or not in the current format are left out, and so is everything in a
+    /// directory `get` would not use: see [`Cache::problem`]).
     pub fn entries(&self) -> Vec<EntryInfo> {
+        if !matches!(self.dir_state(), DirState::Usable) {
+            return Vec::new();
+        }
         let Ok(rd) = fs::read_dir(&self.dir) else {
             return Vec::new();
         };

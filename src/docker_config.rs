@@ -29,6 +29,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
+use crate::files::{self, ReadError};
 
 /// The host configured when `--registries` is not given.
 pub const DEFAULT_REGISTRY: &str = "europe-north1-docker.pkg.dev";
@@ -66,6 +67,9 @@ Options:
 
 /// How many symlinks are followed before giving up, like the kernel's ELOOP limit.
 const MAX_SYMLINKS: usize = 40;
+
+/// Largest docker config read; real ones are a few KiB.
+const MAX_CONFIG: u64 = 16 * 1024 * 1024;
 
 /// The UTF-8 byte-order mark some Windows editors put at the start of a file.
 const BOM: &[u8] = b"\xEF\xBB\xBF";
@@ -504,34 +508,29 @@ fn follow_symlinks(path: &Path) -> Result<PathBuf> {
     })
 }
 
-/// The file's content and metadata, or `None` when it does not exist.
+/// The file's content and metadata, or `None` when it does not exist. Anything
+/// but a regular file (a directory, a FIFO, a device) is refused without being
+/// read, so a FIFO never hangs us.
 fn read_existing(file: &Path) -> Result<Option<(Vec<u8>, fs::Metadata)>> {
-    let meta = match fs::metadata(file) {
-        Ok(meta) => meta,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => {
-            return Err(Error::DockerConfig {
-                path: file.to_path_buf(),
-                problem: format!("cannot look at it: {e}"),
-            });
+    let problem = match read_config(file) {
+        Ok(found) => return Ok(Some(found)),
+        Err(ReadError::Io(e)) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e @ (ReadError::NotRegular(_) | ReadError::TooLarge)) => {
+            format!("{e}; move it out of the way and run configure-docker again")
         }
+        Err(ReadError::Io(e)) => format!("cannot read it: {e}"),
+        Err(e) => format!("cannot read it: it {e}"),
     };
-    if !meta.is_file() {
-        let what = if meta.is_dir() {
-            "a directory"
-        } else {
-            "not a regular file"
-        };
-        return Err(Error::DockerConfig {
-            path: file.to_path_buf(),
-            problem: format!("is {what}; move it out of the way and run configure-docker again"),
-        });
-    }
-    let bytes = fs::read(file).map_err(|e| Error::DockerConfig {
+    Err(Error::DockerConfig {
         path: file.to_path_buf(),
-        problem: format!("cannot read it: {e}"),
-    })?;
-    Ok(Some((bytes, meta)))
+        problem,
+    })
+}
+
+/// Reads docker's config file: a regular file (symlinks followed) of at most
+/// [`MAX_CONFIG`] bytes.
+fn read_config(file: &Path) -> std::result::Result<(Vec<u8>, fs::Metadata), ReadError> {
+    files::read_with_metadata(file, MAX_CONFIG, files::Require::default())
 }
 
 /// Parses the config; an empty (or blank) file is `{}`, a leading BOM is skipped.
@@ -615,7 +614,15 @@ fn write_atomically(file: &Path, content: &[u8], existing: Option<&fs::Metadata>
     if existing.is_some() {
         // Replacing the file through a rename would succeed even when the file itself
         // is read-only; respect the read-only bit instead of silently overriding it.
-        if let Err(e) = fs::OpenOptions::new().write(true).open(file) {
+        // O_NONBLOCK: should a FIFO have been swapped in, never wait for a reader.
+        let writable = {
+            use std::os::unix::fs::OpenOptionsExt;
+            fs::OpenOptions::new()
+                .write(true)
+                .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+                .open(file)
+        };
+        if let Err(e) = writable {
             return Err(config_error(format!(
                 "is not writable ({e}); make it writable and run configure-docker again \
                  (nothing was changed)"
@@ -707,7 +714,7 @@ pub fn gar_hosts() -> Vec<String> {
     let Ok(path) = config_path() else {
         return Vec::new();
     };
-    let Ok(bytes) = fs::read(&path) else {
+    let Ok((bytes, _)) = read_config(&path) else {
         return Vec::new();
     };
     let Ok(root) = parse(&path, &bytes) else {
@@ -781,12 +788,15 @@ pub fn routes() -> Result<Routes> {
         creds_store: None,
         cred_helpers: Default::default(),
     };
-    let bytes = match fs::read(&path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(r),
+    let bytes = match read_config(&path) {
+        Ok((b, _)) => b,
+        Err(ReadError::Io(e)) if e.kind() == io::ErrorKind::NotFound => return Ok(r),
         Err(e) => {
             r.exists = true;
-            r.problem = Some(format!("cannot read it: {e}"));
+            r.problem = Some(match e {
+                ReadError::Io(e) => format!("cannot read it: {e}"),
+                other => other.to_string(),
+            });
             return Ok(r);
         }
     };

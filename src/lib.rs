@@ -10,6 +10,7 @@ pub mod cache;
 pub mod docker_config;
 pub mod doctor;
 pub mod error;
+pub mod files;
 pub mod http;
 pub mod log;
 pub mod print_token;

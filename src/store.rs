@@ -12,12 +12,14 @@
 //!   sits next to the file store, so `get` for a host without stored credentials
 //!   reads that one small file and never touches the keyring.
 //! - Location: `$GAR_CONFIG_DIR`, else `<OS config dir>/docker-credential-gar`;
-//!   directory 0700, files 0600.
+//!   a missing directory is created 0700, files are 0600. An existing directory is
+//!   never chmod'ed: it must belong to this user and be writable by no one else,
+//!   or `store` and `erase` refuse it.
 
 use std::collections::BTreeMap;
-use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::fs::{self, File};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -163,11 +165,6 @@ pub fn config_dir() -> Option<PathBuf> {
         Some(d) if !d.is_empty() => Some(PathBuf::from(d)),
         _ => dirs::config_dir().map(|d| d.join("docker-credential-gar")),
     }
-}
-
-fn euid() -> u32 {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() }
 }
 
 /// The credential store in one config directory.
@@ -336,25 +333,35 @@ impl Store {
         }))
     }
 
+    /// Makes sure the config directory may hold credentials, creating it (0700)
+    /// when missing. An existing directory is never changed: one that is not a
+    /// directory, belongs to another user or is writable by others is an error.
     fn ensure_dir(&self) -> Result<(), Error> {
         let what = || format!("creating the config directory {}", self.dir.display());
-        match fs::metadata(&self.dir) {
-            Ok(m) if m.is_dir() => {
-                if m.uid() == euid() && m.mode() & 0o077 != 0 {
-                    fs::set_permissions(&self.dir, fs::Permissions::from_mode(0o700))
-                        .map_err(|e| Error::io(what(), e))?;
-                }
-                Ok(())
+        let meta = match fs::metadata(&self.dir) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(&self.dir)
+                    .map_err(|e| Error::io(what(), e))?;
+                // Looked at again: someone may have made it first.
+                fs::metadata(&self.dir).map_err(|e| Error::io(what(), e))?
             }
-            Ok(_) => Err(Error::io(
-                what(),
-                std::io::Error::other("it exists and is not a directory; move it away"),
-            )),
-            Err(_) => fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(&self.dir)
-                .map_err(|e| Error::io(what(), e)),
+            Err(e) => return Err(Error::io(what(), e)),
+        };
+        match crate::files::dir_problem(&meta) {
+            None => Ok(()),
+            Some(problem) if !meta.is_dir() => Err(Error::BadInput(format!(
+                "the config directory {} {problem}; move it away, or set {DIR_VAR} to a private directory",
+                self.dir.display()
+            ))),
+            Some(problem) => Err(Error::BadInput(format!(
+                "the config directory {} {problem}, so credentials are not kept there; \
+                 set {DIR_VAR} to a private directory of yours (or fix its owner and mode)",
+                self.dir.display()
+            ))),
         }
     }
 
@@ -375,7 +382,11 @@ impl Store {
     fn write_private(&self, path: &Path, value: &impl Serialize) -> Result<(), Error> {
         let what = || format!("writing {}", path.display());
         let mut tmp = tempfile::Builder::new()
-            .prefix(".tmp-")
+            .prefix(&format!(
+                "{}{}-",
+                crate::cache::TEMP_PREFIX,
+                std::process::id()
+            ))
             .permissions(fs::Permissions::from_mode(0o600))
             .tempfile_in(&self.dir)
             .map_err(|e| Error::io(what(), e))?;
@@ -391,36 +402,26 @@ impl Store {
 /// Reads a JSON file of ours: no symlink, owned by us, not readable by others.
 /// `Ok(None)` when it does not exist.
 fn read_private_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, Error> {
-    let mut f = match OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)
-    {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::io(format!("reading {}", path.display()), e)),
-    };
-    let meta = f
-        .metadata()
-        .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+    use crate::files::{self, ReadError};
     let refuse =
         |why: &str, fix: &str| Err(Error::BadInput(format!("{} {why}; {fix}", path.display())));
     let relogin = "move it away, then run `docker login` again";
-    if !meta.is_file() || meta.len() > MAX_FILE {
-        return refuse("is not a small regular file", relogin);
-    }
-    if meta.uid() != euid() {
-        return refuse("belongs to another user", relogin);
-    }
-    if meta.mode() & 0o077 != 0 {
-        return refuse(
-            "is readable by other users",
-            &format!("run `chmod 600 {}`", path.display()),
-        );
-    }
-    let mut buf = Vec::with_capacity(meta.len() as usize);
-    f.read_to_end(&mut buf)
-        .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+    let buf = match files::read(path, MAX_FILE, files::Require::PRIVATE) {
+        Ok(b) => b,
+        Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(ReadError::Io(e)) => return Err(Error::io(format!("reading {}", path.display()), e)),
+        Err(ReadError::NotRegular(_) | ReadError::TooLarge) => {
+            return refuse("is not a small regular file", relogin);
+        }
+        Err(ReadError::Symlink) => return refuse("is a symlink", relogin),
+        Err(ReadError::OtherOwner(_)) => return refuse("belongs to another user", relogin),
+        Err(ReadError::Mode(_)) => {
+            return refuse(
+                "is readable by other users",
+                &format!("run `chmod 600 {}`", path.display()),
+            );
+        }
+    };
     serde_json::from_slice(&buf).map(Some).map_err(|e| {
         Error::BadInput(format!(
             "{} {}; move it away and run `docker login` again",
@@ -595,6 +596,7 @@ pub mod keyring {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::MetadataExt;
 
     fn entry(username: &str, stored_at: u64) -> IndexEntry {
         IndexEntry {

@@ -46,6 +46,8 @@ fn a_second_get_makes_no_upstream_request() {
 #[test]
 fn cache_files_are_private_hashed_and_hold_only_the_access_token() {
     let (fake, sb) = setup();
+    // The helper creates the directory itself (an existing one is never chmod'ed).
+    std::fs::remove_dir(sb.cache_dir()).unwrap();
     let secret = sb.get(HOST).secret();
     let dir_mode = std::fs::metadata(sb.cache_dir())
         .unwrap()

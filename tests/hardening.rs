@@ -366,10 +366,10 @@ fn a_storm_of_gets_with_random_sigkills_leaves_a_valid_cache() {
     let mut dead = std::process::Command::new("true").spawn().unwrap();
     let dead_pid = dead.id();
     dead.wait().unwrap();
-    let stale = sb.cache_dir().join(format!(".tmp-{dead_pid}-AbCdEf"));
+    let stale = sb.cache_dir().join(format!(".gar-tmp-{dead_pid}-AbCdEf"));
     let live = sb
         .cache_dir()
-        .join(format!(".tmp-{}-GhIjKl", std::process::id()));
+        .join(format!(".gar-tmp-{}-GhIjKl", std::process::id()));
     std::fs::write(&stale, "{\"version\":1,\"acc").unwrap();
     std::fs::write(&live, "").unwrap();
     // The next refresh sweeps temp files whose writers are gone, and only those.
@@ -377,7 +377,7 @@ fn a_storm_of_gets_with_random_sigkills_leaves_a_valid_cache() {
     let entry = cache_entries(&sb).remove(0);
     std::fs::remove_file(entry).unwrap();
     sb.get(HOST).secret();
-    let temps = list(&sb, |n| n.starts_with(".tmp-"));
+    let temps = list(&sb, |n| n.starts_with(".gar-tmp-"));
     assert_eq!(
         temps,
         vec![live],

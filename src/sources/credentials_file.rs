@@ -1,8 +1,7 @@
 //! Google credential files (`GOOGLE_APPLICATION_CREDENTIALS` and the ADC file),
 //! dispatched on their `type` field.
 
-use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -86,13 +85,6 @@ pub fn describe_json_error(e: &serde_json::Error) -> String {
     }
 }
 
-fn read_capped(path: &Path) -> std::io::Result<Vec<u8>> {
-    let f = std::fs::File::open(path)?;
-    let mut buf = Vec::new();
-    f.take(MAX_FILE + 1).read_to_end(&mut buf)?;
-    Ok(buf)
-}
-
 impl Origin {
     /// An error about this file.
     pub fn err(&self, problem: impl Into<String>) -> Error {
@@ -121,19 +113,23 @@ fn missing_field(e: &serde_json::Error) -> Option<String> {
 
 /// Reads and parses the credentials file at `origin`.
 pub fn load(origin: &Origin) -> Result<Credentials, Error> {
-    let bytes = match read_capped(&origin.path) {
+    use crate::files::{self, ReadError};
+    let bytes = match files::read(&origin.path, MAX_FILE, files::Require::default()) {
         Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(origin.err("does not exist; fix the path or unset the variable"));
         }
-        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+        Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::PermissionDenied => {
             return Err(origin.err("cannot be read (permission denied)"));
         }
-        Err(e) => return Err(origin.err(format!("cannot be read ({e})"))),
+        Err(ReadError::TooLarge) => {
+            return Err(origin.err("is larger than 1 MiB, so it is not a credentials file"));
+        }
+        Err(e @ ReadError::NotRegular(_)) => {
+            return Err(origin.err(format!("{e}; use a credentials JSON file")));
+        }
+        Err(e) => return Err(origin.err(e.to_string())),
     };
-    if bytes.len() as u64 > MAX_FILE {
-        return Err(origin.err("is larger than 1 MiB, so it is not a credentials file"));
-    }
     let v: Value =
         serde_json::from_slice(&bytes).map_err(|e| origin.err(describe_json_error(&e)))?;
     let kind = match v.get("type") {

@@ -75,14 +75,9 @@ pub fn plain(e: &Error) -> String {
 }
 
 /// The identity a credentials file names, read from its non-secret fields.
+/// `None` when the file cannot be read (a FIFO or device is never opened).
 pub fn file_identity(path: &Path) -> Option<String> {
-    use std::io::Read;
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)
-        .ok()?
-        .take(1024 * 1024)
-        .read_to_end(&mut bytes)
-        .ok()?;
+    let bytes = crate::files::read(path, 1024 * 1024, crate::files::Require::default()).ok()?;
     let v: Value = serde_json::from_slice(&bytes).ok()?;
     let s = |k: &str| {
         v.get(k)

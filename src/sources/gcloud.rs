@@ -65,14 +65,23 @@ pub fn find_on_path(name: &str) -> Option<PathBuf> {
         })
 }
 
+/// Largest gcloud config file we read; real ones are well under a KiB.
+const MAX_CONFIG_FILE: u64 = 1024 * 1024;
+
+/// One of gcloud's small config files as text; `None` when it is missing,
+/// unreadable, not a regular file (never blocking on a FIFO) or too large.
+fn read_small(path: &Path) -> Option<String> {
+    let bytes = crate::files::read(path, MAX_CONFIG_FILE, crate::files::Require::default()).ok()?;
+    String::from_utf8(bytes).ok()
+}
+
 fn active_config_name(dir: &Path) -> String {
     if let Ok(n) = std::env::var("CLOUDSDK_ACTIVE_CONFIG_NAME")
         && !n.trim().is_empty()
     {
         return n.trim().to_owned();
     }
-    std::fs::read_to_string(dir.join("active_config"))
-        .ok()
+    read_small(&dir.join("active_config"))
         .map(|s| s.trim().to_owned())
         .filter(|s| !s.is_empty() && !s.contains(['/', '\\']))
         .unwrap_or_else(|| "default".to_owned())
@@ -102,11 +111,10 @@ fn active_account(dir: &Path, config_name: &str) -> Option<String> {
     {
         return Some(a.trim().to_owned());
     }
-    let text = std::fs::read_to_string(
-        dir.join("configurations")
+    let text = read_small(
+        &dir.join("configurations")
             .join(format!("config_{config_name}")),
-    )
-    .ok()?;
+    )?;
     ini_core_account(&text)
 }
 

@@ -6,7 +6,6 @@
 //! here ever puts a subject token, a header value or an executable's output into
 //! an error.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -17,6 +16,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::Value;
 
 use crate::error::Error;
+use crate::files::{self, ReadError};
 use crate::http::{self, HttpError};
 use crate::token;
 
@@ -199,7 +199,7 @@ impl SubjectSource {
     pub fn identity(&self) -> String {
         match self {
             SubjectSource::File { path, format } => {
-                let claims = read_file(path)
+                let claims = read_file(path, files::Require::default())
                     .ok()
                     .and_then(|c| extract(&c, format).ok())
                     .and_then(|t| stable_claims_hash(&t))
@@ -264,7 +264,8 @@ impl SubjectSource {
             SubjectSource::File { path, format } => {
                 let fix = "check credential_source.file: the file must exist and be readable when docker asks \
                            (Kubernetes: the projected service-account token volume; GitLab: the step that writes the id_token)";
-                let content = read_file(path).map_err(|p| fail(p, fix))?;
+                let content =
+                    read_file(path, files::Require::default()).map_err(|p| fail(p, fix))?;
                 extract(&content, format).map_err(|p| fail(format!("the file {p}"), fix))
             }
             SubjectSource::Url {
@@ -332,21 +333,19 @@ fn stable_claims_hash(token: &str) -> Option<String> {
     )))
 }
 
-fn read_file(path: &Path) -> Result<String, String> {
-    let f = std::fs::File::open(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => "the file does not exist".to_owned(),
-        std::io::ErrorKind::PermissionDenied => {
+/// Reads a subject-token file or an executable's output file (a regular file
+/// meeting `req`, at most 1 MiB, UTF-8). The error completes "… failed: ".
+fn read_file(path: &Path, req: files::Require) -> Result<String, String> {
+    let buf = files::read(path, MAX_TOKEN_BYTES, req).map_err(|e| match e {
+        ReadError::Io(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            "the file does not exist".to_owned()
+        }
+        ReadError::Io(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
             "the file cannot be read (permission denied)".to_owned()
         }
-        _ => format!("the file cannot be read ({e})"),
+        ReadError::TooLarge => "the file is larger than 1 MiB, so it is not a token".to_owned(),
+        other => format!("the file {other}"),
     })?;
-    let mut buf = Vec::new();
-    f.take(MAX_TOKEN_BYTES + 1)
-        .read_to_end(&mut buf)
-        .map_err(|e| format!("the file cannot be read ({e})"))?;
-    if buf.len() as u64 > MAX_TOKEN_BYTES {
-        return Err("the file is larger than 1 MiB, so it is not a token".to_owned());
-    }
     String::from_utf8(buf).map_err(|_| "the file is not UTF-8 text".to_owned())
 }
 
@@ -495,11 +494,25 @@ impl Executable {
         })
     }
 
-    /// A still-valid answer the executable left in its output file, if any.
+    /// A still-valid answer the executable left in its output file, if any. The
+    /// file is trusted only if this user alone controls it (a regular file, no
+    /// symlink, ours, not writable by group or others): in a shared directory
+    /// such as /tmp another user could plant an answer with a token of theirs.
+    /// An untrusted file is ignored, and the executable runs.
     fn cached_output(&self) -> Option<String> {
         let path = self.output_file.as_ref()?;
-        let text = read_file(path).ok()?;
-        let v: Value = serde_json::from_str(&text).ok()?;
+        let bytes = match files::read(path, MAX_TOKEN_BYTES, files::Require::OURS) {
+            Ok(b) => b,
+            Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => return None,
+            Err(e) => {
+                crate::log::info(format_args!(
+                    "not using the executable's output_file {}: it {e}",
+                    path.display()
+                ));
+                return None;
+            }
+        };
+        let v: Value = serde_json::from_slice(&bytes).ok()?;
         // Without an expiration_time a stored answer is never trusted (Google's rule).
         v.get("expiration_time")?;
         match parse_response(&v) {
@@ -535,13 +548,14 @@ impl Executable {
         })?;
         let text = if text.trim().is_empty() {
             match &self.output_file {
-                Some(p) => read_file(p).map_err(|problem| {
+                Some(p) => read_file(p, files::Require::OURS).map_err(|problem| {
                     err(
                         format!(
                             "it printed nothing and its output_file {}: {problem}",
                             p.display()
                         ),
-                        "make it print the response or write it to output_file",
+                        "make it print the response or write it to output_file \
+                         (a file of yours that other users cannot write)",
                     )
                 })?,
                 None => text,

@@ -299,10 +299,14 @@ impl Sandbox {
         }
         {
             use std::os::unix::fs::PermissionsExt;
-            let _ = std::fs::set_permissions(
-                root.path().join("run"),
-                std::fs::Permissions::from_mode(0o700),
-            );
+            // Private whatever the umask: the helper uses a cache directory only
+            // when nobody else can write to it.
+            for d in ["run", "cache"] {
+                let _ = std::fs::set_permissions(
+                    root.path().join(d),
+                    std::fs::Permissions::from_mode(0o700),
+                );
+            }
         }
         Sandbox(Arc::new(SandboxInner {
             root,
