@@ -99,6 +99,16 @@ pub fn extra_registries() -> Vec<String> {
 }
 
 /// The host a docker server URL names, if we serve it.
+///
+/// ```
+/// use docker_credential_gar::registry::managed_host;
+/// assert_eq!(
+///     managed_host("https://europe-north1-docker.pkg.dev/v2/").as_deref(),
+///     Some("europe-north1-docker.pkg.dev")
+/// );
+/// assert_eq!(managed_host("europe-north1-docker.pkg.dev.evil.test"), None);
+/// assert_eq!(managed_host("user@europe-north1-docker.pkg.dev"), None);
+/// ```
 pub fn managed_host(server: &str) -> Option<String> {
     let authority = host_of(server)?;
     let (host, _) = split_port(&authority)?;
