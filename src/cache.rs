@@ -72,10 +72,9 @@ pub fn default_dir() -> Option<PathBuf> {
     if std::env::var_os("GAR_NO_CACHE").is_some_and(|v| !v.is_empty() && v != "0") {
         return None;
     }
-    match std::env::var_os("GAR_CACHE_DIR") {
-        Some(d) if !d.is_empty() => Some(PathBuf::from(d)),
-        _ => dirs::cache_dir().map(|d| d.join("docker-credential-gar")),
-    }
+    crate::files::dir_from_env("GAR_CACHE_DIR", || {
+        dirs::cache_dir().map(|d| d.join("docker-credential-gar"))
+    })
 }
 
 fn warn(msg: &str) {

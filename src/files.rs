@@ -11,7 +11,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Conditions a file must meet on top of being a regular file no larger than the cap.
 #[derive(Clone, Copy, Debug, Default)]
@@ -183,6 +183,30 @@ pub fn read_with_metadata(
 /// [`read_with_metadata`] without the metadata.
 pub fn read(path: &Path, max: u64, req: Require) -> Result<Vec<u8>, ReadError> {
     read_with_metadata(path, max, req).map(|(b, _)| b)
+}
+
+/// A directory named by the variable `var` when it is set to an absolute path;
+/// else `default`. A relative path would depend on where docker happens to run
+/// the helper, so it is named on stderr and the default is used instead.
+pub fn dir_from_env(var: &str, default: impl FnOnce() -> Option<PathBuf>) -> Option<PathBuf> {
+    match std::env::var_os(var) {
+        Some(d) if !d.is_empty() => {
+            let p = PathBuf::from(&d);
+            if p.is_absolute() {
+                return Some(p);
+            }
+            let fallback = default();
+            eprintln!(
+                "docker-credential-gar: warning: {var}={} is a relative path, which would depend on where docker runs the helper; using {} (set an absolute path)",
+                crate::http::sanitize(&d.to_string_lossy()),
+                fallback
+                    .as_ref()
+                    .map_or("nothing".to_owned(), |f| f.display().to_string())
+            );
+            fallback
+        }
+        _ => default(),
+    }
 }
 
 #[cfg(test)]

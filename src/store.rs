@@ -161,10 +161,9 @@ pub fn mode() -> Result<Mode, Error> {
 
 /// The config directory: `$GAR_CONFIG_DIR`, else `<OS config dir>/docker-credential-gar`.
 pub fn config_dir() -> Option<PathBuf> {
-    match std::env::var_os(DIR_VAR) {
-        Some(d) if !d.is_empty() => Some(PathBuf::from(d)),
-        _ => dirs::config_dir().map(|d| d.join("docker-credential-gar")),
-    }
+    crate::files::dir_from_env(DIR_VAR, || {
+        dirs::config_dir().map(|d| d.join("docker-credential-gar"))
+    })
 }
 
 /// The credential store in one config directory.

@@ -521,3 +521,30 @@ fn store_refuses_a_config_dir_that_is_not_ours_alone_and_leaves_it_as_it_was() {
     let got = sb.get("ghcr.io");
     assert_eq!(got.json()["Secret"], json!(secret));
 }
+
+#[test]
+fn a_relative_cache_dir_is_named_and_the_default_used() {
+    let fake = FakeGoogle::start();
+    let sb = Sandbox::new();
+    let key = fake.service_account(&fake.token_url());
+    sb.set_env(
+        "GOOGLE_APPLICATION_CREDENTIALS",
+        sb.write_file("sa.json", &key.json),
+    );
+    sb.set_env("GAR_CACHE_DIR", "relative/cache");
+    let out = sb.get("europe-north1-docker.pkg.dev");
+    out.secret();
+    out.assert_stderr_contains("GAR_CACHE_DIR=relative/cache is a relative path");
+    assert!(
+        !sb.root().join("relative").exists(),
+        "nothing created relative to the cwd"
+    );
+    let default = sb.home().join(".cache/docker-credential-gar");
+    let written = std::fs::read_dir(&default)
+        .map(|rd| {
+            rd.flatten()
+                .any(|e| e.file_name().to_string_lossy().ends_with(".json"))
+        })
+        .unwrap_or(false);
+    assert!(written, "the token was cached in {}", default.display());
+}
