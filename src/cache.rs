@@ -91,13 +91,19 @@ fn warn_once(msg: &str) {
     }
 }
 
-/// The file name stem for an identity: a hash, so no account or path shows.
-fn stem(identity: &str) -> String {
-    let d = ring::digest::digest(&ring::digest::SHA256, identity.as_bytes());
-    d.as_ref()[..16]
+/// The first `bytes` bytes of the SHA-256 of `s`, in hex: how identities, and
+/// the secrets that distinguish them, are named without being shown.
+pub fn short_hash(s: &str, bytes: usize) -> String {
+    let d = ring::digest::digest(&ring::digest::SHA256, s.as_bytes());
+    d.as_ref()[..bytes.min(32)]
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+/// The file name stem for an identity: a hash, so no account or path shows.
+fn stem(identity: &str) -> String {
+    short_hash(identity, 16)
 }
 
 /// Opens (creating it 0600, never through a symlink) and exclusively locks the

@@ -59,11 +59,7 @@ impl AuthorizedUser {
     /// The cache identity. A hash of the refresh token is part of it, so logging
     /// in as someone else at the same path never returns the old user's token.
     pub fn identity(&self) -> String {
-        let rt = ring::digest::digest(&ring::digest::SHA256, self.refresh_token.as_bytes());
-        let rt: String = rt.as_ref()[..12]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let rt = crate::cache::short_hash(&self.refresh_token, 12);
         format!(
             "authorized_user\0{}\0{}\0{rt}\0{}",
             self.path.display(),

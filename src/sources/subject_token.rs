@@ -218,7 +218,11 @@ impl SubjectSource {
                     h.push_str(v);
                     h.push('\0');
                 }
-                format!("url\0{url}\0{}\0{}", short_hash(&h), format_id(format))
+                format!(
+                    "url\0{url}\0{}\0{}",
+                    crate::cache::short_hash(&h, 12),
+                    format_id(format)
+                )
             }
             SubjectSource::Executable(e) => format!(
                 "executable\0{}\0{}",
@@ -309,14 +313,6 @@ fn format_id(f: &Format) -> String {
     }
 }
 
-fn short_hash(s: &str) -> String {
-    let d = ring::digest::digest(&ring::digest::SHA256, s.as_bytes());
-    d.as_ref()[..12]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 /// A hash of a JWT's `iss`, `sub` and `aud` claims (which stay the same when the
 /// token is renewed), or `None` if the token is not a JWT.
 fn stable_claims_hash(token: &str) -> Option<String> {
@@ -325,12 +321,10 @@ fn stable_claims_hash(token: &str) -> Option<String> {
     let bytes = URL_SAFE_NO_PAD.decode(claims.trim_end_matches('=')).ok()?;
     let v: Value = serde_json::from_slice(&bytes).ok()?;
     let c = |k: &str| v.get(k).map(Value::to_string).unwrap_or_default();
-    Some(short_hash(&format!(
-        "{}\0{}\0{}",
-        c("iss"),
-        c("sub"),
-        c("aud")
-    )))
+    Some(crate::cache::short_hash(
+        &format!("{}\0{}\0{}", c("iss"), c("sub"), c("aud")),
+        12,
+    ))
 }
 
 /// Reads a subject-token file or an executable's output file (a regular file
