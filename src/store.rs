@@ -470,12 +470,7 @@ pub mod keyring {
 
     /// The deadline of one call: `GAR_KEYRING_TIMEOUT` seconds, default 3.
     pub fn timeout() -> Duration {
-        std::env::var(TIMEOUT_VAR)
-            .ok()
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .filter(|s| s.is_finite() && *s > 0.0 && *s <= 600.0)
-            .map(Duration::from_secs_f64)
-            .unwrap_or(DEFAULT_TIMEOUT)
+        crate::process::duration_from_env(TIMEOUT_VAR, DEFAULT_TIMEOUT)
     }
 
     /// An open keyring.
